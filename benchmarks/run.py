@@ -1,0 +1,195 @@
+"""`python -m benchmarks.run --days N`: generate, run the three implementations, compare, report.
+
+Each implementation runs in its own child process (see `benchmarks.rss`), one after the other, on
+the same raw lake partitions; their rankings must agree. Figures are printed and written to
+`benchmarks/results/latest.json` (and `results/days-N.json`, the input of the README growth table).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import psutil
+
+from benchmarks import generate
+from benchmarks.rss import measure
+from benchmarks.workload import RANKING_COLUMNS
+
+IMPLEMENTATIONS = {
+    "project": "benchmarks.project",
+    "pandas": "benchmarks.pandas_kpis",
+    "duckdb": "benchmarks.duckdb_kpis",
+}
+DERIVED_ASSETS = (
+    "clean_stations",
+    "quarantine",
+    "station_occupancy",
+    "district_occupancy",
+    "critical_station_rankings",
+)
+RESULTS_DIR = Path(__file__).parent / "results"
+TOLERANCE = 1e-6
+MINUTE_COLUMNS = [c for c in RANKING_COLUMNS if c.endswith("_minutes")]
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    import dagster
+    import duckdb
+    import pandas
+
+    return {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(logical=True),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+        "pandas": pandas.__version__,
+        "duckdb": duckdb.__version__,
+        "dagster": dagster.__version__,
+    }
+
+
+def compare(reference: pl.DataFrame, other: pl.DataFrame) -> dict[str, int]:
+    """Counts of disagreement between two rankings on (day, station_code): 0 everywhere means agree."""
+    joined = reference.join(other, on=["day", "station_code"], how="full", suffix="_other", coalesce=True)
+    counts = {
+        "rows": reference.height,
+        "only_in_project": joined.filter(pl.col("rank_other").is_null()).height,
+        "only_in_other": joined.filter(pl.col("rank").is_null()).height,
+    }
+    both = joined.filter(pl.col("rank").is_not_null() & pl.col("rank_other").is_not_null())
+    counts["rank"] = both.filter(pl.col("rank") != pl.col("rank_other")).height
+    counts["rank_if_project_ranked_on_rounded_minutes"] = (
+        both.sort(
+            "day", pl.col("critical_minutes").round(6), pl.col("empty_minutes").round(6), "station_code",
+            descending=[False, True, True, False],
+        )
+        .filter(pl.int_range(1, pl.len() + 1).over("day") != pl.col("rank_other"))
+        .height
+    )
+    for column in MINUTE_COLUMNS:
+        counts[column] = both.filter((pl.col(column) - pl.col(f"{column}_other")).abs() > TOLERANCE).height
+    return counts
+
+
+def _clear_outputs(data_dir: Path) -> None:
+    for asset in DERIVED_ASSETS:
+        shutil.rmtree(data_dir / "lake" / asset, ignore_errors=True)
+
+
+def run_implementation(name: str, data_dir: Path, start: date, days: int, rows: int) -> tuple[dict, pl.DataFrame]:
+    out = data_dir / "results" / f"{name}.parquet"
+    out.unlink(missing_ok=True)
+    _clear_outputs(data_dir)
+    env = {**os.environ, "VELIB_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / "dagster_home")}
+    (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", IMPLEMENTATIONS[name], "--data-dir", str(data_dir),
+               "--start", start.isoformat(), "--days", str(days), "--out", str(out)]
+    result = measure(command, env=env, cwd=Path(__file__).parent.parent)
+    if result.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    reported = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = {
+        "wall_s": round(reported["wall_s"], 3),
+        "peak_rss_mib": round(result.peak_rss_mib, 1),
+        "rows_per_s": round(rows / reported["wall_s"]),
+        "process_wall_s": round(result.process_wall_s, 3),
+        "sampled_tree_peak_mib": round(result.sampled_tree_peak_mib, 1),
+        "ru_maxrss_mib": round(result.ru_maxrss_mib, 1),
+        **{k: v for k, v in reported.items() if k not in ("wall_s",)},
+    }
+    return figures, pl.read_parquet(out)
+
+
+def run(args: argparse.Namespace) -> dict:
+    data_dir: Path = args.data_dir.resolve()
+    began = time.perf_counter()
+    generated = generate.generate(data_dir, args.start, args.days, args.cadence, args.seed, args.stations)
+    generation_s = time.perf_counter() - began
+    report: dict = {
+        "days": args.days,
+        "cadence_s": args.cadence,
+        "rows": generated.rows,
+        "stations": generated.stations,
+        "start": args.start.isoformat(),
+        "seed": args.seed,
+        "raw_bytes": generated.bytes,
+        "generation_s": round(generation_s, 2),
+        "machine": machine(),
+    }
+    rankings: dict[str, pl.DataFrame] = {}
+    for name in args.only:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        report[name], rankings[name] = run_implementation(name, data_dir, args.start, args.days, generated.rows)
+    if "project" in rankings:
+        report["agreement"] = {
+            name: compare(rankings["project"], frame) for name, frame in rankings.items() if name != "project"
+        }
+        report["agree"] = all(
+            all(v == 0 for k, v in counts.items() if k != "rows" and not k.startswith("rank_if"))
+            for counts in report["agreement"].values()
+        )
+        report["ratios"] = {
+            f"{name}_over_project_wall": round(report[name]["wall_s"] / report["project"]["wall_s"], 2)
+            for name in rankings if name != "project"
+        } | {
+            f"{name}_over_project_peak_rss": round(
+                report[name]["peak_rss_mib"] / report["project"]["peak_rss_mib"], 2)
+            for name in rankings if name != "project"
+        }
+    return report
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{report['days']} days x {report['stations']} stations at {report['cadence_s']} s: "
+          f"{report['rows']:,} rows ({report['raw_bytes'] / 2**20:.0f} MiB raw Parquet)")
+    print(f"{'':10}{'wall s':>10}{'rows/s':>14}{'peak RSS MiB':>14}{'process s':>11}")
+    for name in IMPLEMENTATIONS:
+        if name in report:
+            f = report[name]
+            print(f"{name:10}{f['wall_s']:>10.2f}{f['rows_per_s']:>14,}{f['peak_rss_mib']:>14.0f}"
+                  f"{f['process_wall_s']:>11.2f}")
+    if "ratios" in report:
+        print("ratios:", ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
+        print("agree:", report["agree"], json.dumps(report["agreement"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--start", type=date.fromisoformat, default=generate.DEFAULT_START)
+    parser.add_argument("--cadence", type=int, default=60, help="seconds between captures")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--stations", type=int, default=None, help="only the first N stations")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("VELIB_BENCH_DIR", generate.DEFAULT_DATA_DIR)))
+    parser.add_argument("--only", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    report = run(args)
+    print_table(report)
+    args.results.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, default=str)
+    (args.results / "latest.json").write_text(text + "\n")
+    if args.stations is None and args.cadence == 60:
+        (args.results / f"days-{args.days}.json").write_text(text + "\n")
+    if report.get("agree") is False:
+        raise SystemExit("the implementations disagree on the rankings: see 'agreement' above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""velib_assets: Vélib' Métropole feeds to trustworthy history and analytics with Dagster."""

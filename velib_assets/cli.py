@@ -1,0 +1,138 @@
+"""The `velib` command: import recorded captures, run the pipeline for days, print rankings, the demo.
+
+Thin over the same code the assets use; every error is one line on stderr with a non-zero exit code.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from velib_assets import lake
+from velib_assets.settings import data_dir, partitions_start
+
+SAMPLE = Path(__file__).parent / "sample" / "opendata-exports-5min"
+DEMO_DAYS = (date(2024, 10, 31), date(2024, 11, 4))
+DEMO_DAY = date(2024, 11, 3)
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def cmd_import(paths: Sequence[Path]) -> int:
+    from velib_assets.importer import import_paths
+
+    landing_root = data_dir() / "landing"
+    earliest = datetime.fromisoformat(partitions_start()).replace(tzinfo=UTC)
+    report = import_paths(paths, landing_root, earliest)
+    for path, reason in report.rejected:
+        print(f"rejected {path}: {reason}", file=sys.stderr)
+    print(
+        f"imported {len(report.imported)}, skipped {len(report.skipped)} (already landed), "
+        f"rejected {len(report.rejected)} -> {landing_root}"
+    )
+    return 0 if report.imported or report.skipped else 1
+
+
+def cmd_run(first: date, last: date) -> int:
+    from velib_assets.pipeline import instance_for_cli, run_days
+
+    results = run_days(first, last, instance_for_cli())
+    failed = [r for r in results if not r.success]
+    if failed:
+        print(
+            f"run failed at {failed[0].name}: see run {failed[0].run_id} in the Dagster UI", file=sys.stderr
+        )
+        return 1
+    print(f"views refreshed in {data_dir() / 'warehouse.duckdb'}")
+    return 0
+
+
+def read_rankings(day: date) -> pl.DataFrame:
+    path = lake.day_dir(data_dir() / "lake", "critical_station_rankings", day) / lake.PART_FILE
+    if not path.is_file():
+        raise UsageError(
+            f"no rankings for {day} in {data_dir()}: run `velib run --from {day} --to {day}` first"
+        )
+    return pl.read_parquet(path)
+
+
+def cmd_rankings(day: date, top: int, as_json: bool) -> int:
+    ranking = read_rankings(day).sort("rank").head(top)
+    if as_json:
+        print(
+            json.dumps(
+                ranking.with_columns(pl.col("day").cast(pl.String)).to_dicts(), ensure_ascii=False, indent=1
+            )
+        )
+        return 0
+    print(f"Top {ranking.height} critical stations on {day} (minutes empty or full while in service)")
+    print(f"{'rank':>4}  {'code':<8} {'name':<40} {'district':<22} {'critical':>8} {'empty':>7} {'full':>7}")
+    for row in ranking.iter_rows(named=True):
+        print(
+            f"{row['rank']:>4}  {row['station_code']:<8} {(row['name'] or '')[:40]:<40} "
+            f"{row['district'][:22]:<22} "
+            f"{row['critical_minutes']:>8.1f} {row['empty_minutes']:>7.1f} {row['full_minutes']:>7.1f}"
+        )
+    return 0
+
+
+def cmd_demo() -> int:
+    print(f"Importing the bundled sample ({SAMPLE.name}) into {data_dir() / 'landing'}")
+    if cmd_import([SAMPLE]) != 0:
+        return 1
+    if cmd_run(*DEMO_DAYS) != 0:
+        return 1
+    cmd_rankings(DEMO_DAY, 10, False)
+    report = data_dir() / "reports" / f"velib-report-{DEMO_DAY}.html"
+    print(f"report: {report}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="velib", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="copy recorded captures (files or folders) into the landing zone")
+    imp.add_argument("paths", nargs="+", type=Path)
+    run = sub.add_parser("run", help="materialize every asset for local days, then refresh the DuckDB views")
+    run.add_argument("--from", dest="first", type=_day, required=True)
+    run.add_argument("--to", dest="last", type=_day, required=True)
+    rank = sub.add_parser("rankings", help="print a day's critical-station ranking")
+    rank.add_argument("--day", type=_day, required=True)
+    rank.add_argument("--top", type=int, default=10)
+    rank.add_argument("--json", action="store_true")
+    sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "import":
+            return cmd_import(args.paths)
+        if args.command == "run":
+            if args.last < args.first:
+                raise UsageError(f"--to {args.last} is before --from {args.first}")
+            return cmd_run(args.first, args.last)
+        if args.command == "rankings":
+            return cmd_rankings(args.day, args.top, args.json)
+        return cmd_demo()
+    except UsageError as exc:
+        print(f"velib: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Ingestion: the landing zone (an external asset fed by the sensor) and hourly raw snapshots."""
+
+import dagster as dg
+import polars as pl
+
+from velib_assets import lake, landing, snapshots
+from velib_assets.defs import checks
+from velib_assets.defs.metadata import errors_table, markdown_table, spec_metadata
+from velib_assets.defs.partitions import hourly_partitions
+from velib_assets.defs.resources import KpiResource, LakeResource
+from velib_assets.defs.windows import run_windows
+from velib_assets.schema import RAW_SCHEMA
+
+OWNERS = ["team:velib-data"]
+RAW = "raw_station_snapshots"
+
+velib_landing = dg.AssetSpec(
+    "velib_landing",
+    description=(
+        "Verbatim feed captures written by `velib_snapshot_sensor` (or `velib import`): one immutable "
+        "file per capture under `landing/captures/date=…/hour=…/`, named by capture time. Hours that "
+        "were never captured cannot be fetched after the fact."
+    ),
+    group_name="ingestion",
+    partitions_def=hourly_partitions,
+    kinds={"json", "file"},
+    owners=OWNERS,
+)
+
+RAW_CHECKS = [
+    dg.AssetCheckSpec("raw_parse_errors", asset=RAW, description="Captures of the hour that did not parse."),
+    dg.AssetCheckSpec(
+        "raw_empty_station_lists", asset=RAW, description="Captures with an empty station list."
+    ),
+    dg.AssetCheckSpec("landing_coverage", asset=RAW, description="Share of expected snapshots that landed."),
+]
+
+
+@dg.asset(
+    name=RAW,
+    deps=[velib_landing],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ingestion",
+    kinds={"polars", "parquet"},
+    owners=OWNERS,
+    check_specs=RAW_CHECKS,
+    metadata=spec_metadata(RAW_SCHEMA),
+    description=(
+        "Every station row of every capture of the hour, parsed into one schema (GBFS and Opendatasoft "
+        "alike), nothing dropped or fixed. A capture that does not parse is listed with its reason; the "
+        "hour fails only when nothing in it parses."
+    ),
+)
+def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
+    windows = run_windows(context, hourly_partitions)
+    errors: list[tuple[str, str]] = []
+    per_hour: dict[str, int] = {}
+    totals = {"captures": 0, "rows": 0, "bytes": 0}
+    stations: set[str] = set()
+    preview = pl.DataFrame(schema=RAW_SCHEMA)
+    for window in windows:
+        parsed = snapshots.parse_window(lake_store.landing, window.start, window.end)
+        if len(windows) == 1 and parsed.parsed == 0:
+            reasons = "; ".join(f"{n}: {r}" for n, r in parsed.errors[:5]) or "no capture landed"
+            raise dg.Failure(
+                f"hour {window.key}: nothing parsed ({reasons}). Hours that were never captured cannot be "
+                "fetched after the fact; import recorded files with `velib import` if you have them.",
+                metadata={"parse_errors": dg.MetadataValue.md(errors_table(parsed.errors))},
+            )
+        lake.write_parquet(parsed.frame, lake.hour_dir(lake_store.lake, RAW, window.start))
+        errors.extend(parsed.errors)
+        per_hour[window.key] = parsed.captures
+        totals["captures"] += parsed.captures
+        totals["rows"] += parsed.frame.height
+        totals["bytes"] += parsed.bytes_read
+        stations.update(parsed.frame["station_code"].drop_nulls().unique().to_list())
+        if preview.is_empty():
+            preview = parsed.frame.head(10)
+    if totals["rows"] == 0:
+        raise dg.Failure(f"no capture parsed in {len(windows)} hours ({windows[0].key} .. {windows[-1].key})")
+    context.log.info(f"{totals['captures']} captures, {totals['rows']} rows, {len(errors)} parse errors")
+    yield dg.MaterializeResult(
+        metadata={
+            "snapshots": totals["captures"] - len(errors),
+            "station_rows": totals["rows"],
+            "dagster/row_count": totals["rows"],
+            "distinct_stations": len(stations),
+            "bytes": totals["bytes"],
+            "parse_errors": len(errors),
+            "parse_error_details": dg.MetadataValue.md(errors_table(errors)),
+            "hours": len(windows),
+            "preview": dg.MetadataValue.md(markdown_table(preview)),
+        }
+    )
+    yield checks.raw_parse_errors(totals["captures"], errors)
+    yield checks.raw_empty_station_lists(errors)
+    yield checks.landing_coverage(per_hour, kpi.expected_snapshots_per_hour)
+
+
+@dg.asset_check(asset=velib_landing.key, description="Age of the newest capture in the landing zone.")
+def landing_freshness(lake_store: LakeResource) -> dg.AssetCheckResult:
+    newest = landing.newest_capture(lake_store.landing)
+    return checks.landing_freshness(newest.capture_time if newest else None, checks.now_utc())

@@ -1,0 +1,35 @@
+"""Metadata helpers: column schemas, row counts and Markdown previews the Dagster UI renders."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+import polars as pl
+
+
+def column_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+
+
+def markdown_table(frame: pl.DataFrame, rows: int = 10) -> str:
+    """A small Markdown preview (no extra dependency for a dozen lines of text)."""
+    head = frame.head(rows)
+    if head.is_empty():
+        return "_no rows_"
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def errors_table(errors: Sequence[tuple[str, str]], limit: int = 50) -> str:
+    if not errors:
+        return "_none_"
+    lines = ["| capture | reason |", "|---|---|"]
+    lines += [f"| {name} | {reason.replace('|', '/')} |" for name, reason in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"| … | {len(errors) - limit} more |")
+    return "\n".join(lines)
+
+
+def spec_metadata(schema: dict[str, pl.DataType]) -> dict[str, object]:
+    return {"dagster/column_schema": column_schema(schema)}

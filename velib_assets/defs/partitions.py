@@ -1,0 +1,35 @@
+"""Hourly and daily partitions in Europe/Paris (DST days have 23 or 25 hourly partitions)."""
+
+import warnings
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from velib_assets.settings import TIMEZONE, partitions_start
+
+# `backfill_policy` is marked beta in Dagster 1.13; single-run backfills are a deliberate choice here
+# (a month must be one run, not 720), so its notice is not repeated on every load.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
+hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=f"{partitions_start()}-00:00", timezone=TIMEZONE, fmt="%Y-%m-%d-%H:%M"
+)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone=TIMEZONE)
+
+
+def hour_key(when: datetime) -> str:
+    """The hourly partition key of the hour that contains `when`."""
+    return hourly_partitions.get_partition_key_for_timestamp(when.timestamp())
+
+
+def day_key(when: datetime) -> str:
+    return daily_partitions.get_partition_key_for_timestamp(when.timestamp())
+
+
+def utc_window(partitions: dg.TimeWindowPartitionsDefinition, key: str) -> tuple[datetime, datetime]:
+    window = partitions.time_window_for_partition_key(key)
+    return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+
+def local_day(key: str) -> date:
+    return date.fromisoformat(key)

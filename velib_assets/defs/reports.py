@@ -1,0 +1,47 @@
+"""The daily HTML report: a station map coloured by critical minutes, the ranking, district hours."""
+
+import dagster as dg
+
+from velib_assets import lake
+from velib_assets.defs.ingestion import OWNERS
+from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, day_hour_dirs
+from velib_assets.defs.partitions import daily_partitions, local_day
+from velib_assets.defs.resources import LakeResource
+from velib_assets.defs.staging import REFERENCE, read_reference
+from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA
+from velib_assets.kpis.rankings import RANKINGS_SCHEMA
+from velib_assets.report import render_report, write_report
+
+
+def report_path(store: LakeResource, day: str):
+    return store.reports / f"velib-report-{day}.html"
+
+
+@dg.asset(
+    deps=[RANKINGS, DISTRICT_OCCUPANCY, REFERENCE],
+    partitions_def=daily_partitions,
+    group_name="reports",
+    kinds={"html"},
+    owners=OWNERS,
+    description="A self-contained HTML report per local day under `$VELIB_DATA_DIR/reports/`.",
+)
+def velib_report(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
+    paths, ranked = [], 0
+    for key in context.partition_keys:
+        day = local_day(key)
+        rankings = lake.scan([lake.day_dir(lake_store.lake, RANKINGS, day)], RANKINGS_SCHEMA).collect()
+        districts = lake.scan(
+            day_hour_dirs(lake_store.lake, DISTRICT_OCCUPANCY, day), DISTRICT_OCCUPANCY_SCHEMA
+        )
+        html = render_report(
+            rankings, districts.collect(), read_reference(lake_store), f"Vélib' critical stations, {key}"
+        )
+        ranked += rankings.height
+        paths.append(write_report(html, report_path(lake_store, key)))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(paths[-1])),
+            "reports": len(paths),
+            "stations_ranked": ranked,
+        }
+    )

@@ -1,0 +1,40 @@
+"""The DuckDB serving database: views over the lake for analysts, BI and SQL."""
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from velib_assets.defs.ingestion import OWNERS, RAW
+from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPANCY
+from velib_assets.defs.resources import LakeResource
+from velib_assets.defs.staging import CLEAN, QUARANTINE, REFERENCE
+from velib_assets.serving import publish_views
+
+DUCKDB_POOL = "duckdb_writer"
+
+
+@dg.asset(
+    deps=[RAW, CLEAN, QUARANTINE, REFERENCE, STATION_OCCUPANCY, DISTRICT_OCCUPANCY, RANKINGS],
+    group_name="reports",
+    kinds={"duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "`warehouse.duckdb`: schemas raw, staging and marts with one view per lake asset, plus "
+        "`marts.top_critical_stations` and `marts.critical_stations_2h`. Rebuilt aside and renamed into "
+        "place, so readers holding the file open never block a run."
+    ),
+)
+def duckdb_views(lake_store: LakeResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    def connect(path: str):
+        return DuckDBResource(database=path, connection_config=duckdb.connection_config).get_connection()
+
+    counts, skipped = publish_views(Path(duckdb.database), lake_store.lake, connect)
+    return dg.MaterializeResult(
+        metadata={
+            "database": duckdb.database,
+            "views": dg.MetadataValue.json(counts),
+            "skipped_without_data": ", ".join(skipped) or "none",
+        }
+    )

@@ -1,0 +1,166 @@
+"""Staging: the station reference and clean, deduplicated station rows (plus their quarantine)."""
+
+import dagster as dg
+import polars as pl
+
+from velib_assets import lake
+from velib_assets.defs import checks
+from velib_assets.defs.ingestion import OWNERS, RAW, raw_station_snapshots
+from velib_assets.defs.metadata import markdown_table, spec_metadata
+from velib_assets.defs.partitions import hourly_partitions
+from velib_assets.defs.resources import FeedResource, KpiResource, LakeResource
+from velib_assets.defs.windows import run_windows
+from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
+from velib_assets.reference import build_reference, load_bundled_reference
+from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
+from velib_assets.sources import formats
+from velib_assets.sources.http import FeedError
+
+REFERENCE = "station_reference"
+CLEAN = "clean_stations"
+QUARANTINE = "clean_stations_quarantine"
+
+
+class ReferenceConfig(dg.Config):
+    """`bundled` uses the copy shipped with the project (offline); `api` refreshes it from Paris Open Data."""
+
+    source: str = "bundled"
+
+
+def read_reference(store: LakeResource) -> pl.DataFrame:
+    """The materialized reference when there is one, else the bundled copy."""
+    path = store.lake / REFERENCE / lake.PART_FILE
+    return pl.read_parquet(path) if path.is_file() else load_bundled_reference()
+
+
+@dg.asset(
+    name=REFERENCE,
+    group_name="staging",
+    kinds={"polars", "parquet"},
+    owners=OWNERS,
+    metadata=spec_metadata(REFERENCE_SCHEMA),
+    check_specs=[dg.AssetCheckSpec("reference_arrondissement_rule", asset=REFERENCE, blocking=True)],
+    description=(
+        "Where each station is and which commune and Paris arrondissement it belongs to, from the "
+        "Opendatasoft dataset (GBFS has no district field). Bundled for offline use; set config "
+        "`source: api` to refresh it from the live dataset."
+    ),
+)
+def station_reference(config: ReferenceConfig, lake_store: LakeResource, feed: FeedResource):
+    if config.source == "api":
+        try:
+            fetched = feed.opendata().export_json()
+            rows = formats.parse_capture(fetched.body, formats.OPENDATA_JSON, fetched.fetched_at)
+        except (FeedError, formats.CaptureParseError) as exc:
+            raise dg.Failure(
+                f"station reference refresh failed: {exc}; the previous reference stays in use"
+            ) from exc
+        reference = build_reference(rows)
+    elif config.source == "bundled":
+        reference = load_bundled_reference()
+    else:
+        raise dg.Failure(f"station_reference config source={config.source!r}: use 'bundled' or 'api'")
+    lake.write_parquet(reference, lake_store.lake / REFERENCE)
+    yield dg.MaterializeResult(
+        metadata={
+            "source": config.source,
+            "dagster/row_count": reference.height,
+            "communes": reference["commune"].n_unique(),
+            "preview": dg.MetadataValue.md(markdown_table(reference)),
+        }
+    )
+    yield checks.arrondissement_rule(reference, "reference_arrondissement_rule")
+
+
+CLEAN_CHECKS = [
+    dg.AssetCheckSpec("clean_unique_keys", asset=CLEAN, blocking=True),
+    dg.AssetCheckSpec("clean_non_null_keys", asset=CLEAN, blocking=True),
+    dg.AssetCheckSpec("clean_counts_non_negative", asset=CLEAN, blocking=True),
+    dg.AssetCheckSpec("clean_arrondissement_rule", asset=CLEAN, blocking=True),
+    dg.AssetCheckSpec("clean_bike_types_add_up", asset=CLEAN),
+    dg.AssetCheckSpec("clean_capacity_mismatch_share", asset=CLEAN),
+    dg.AssetCheckSpec("clean_stale_share", asset=CLEAN),
+    dg.AssetCheckSpec("clean_station_count", asset=CLEAN),
+]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CLEAN,
+            deps=[raw_station_snapshots, REFERENCE],
+            description=(
+                "One row per (station_code, snapshot_ts) with capture-time keys, reference metadata, "
+                "staleness, `in_service`, `status`, fill rate and empty/full flags (DESIGN §3). "
+                "Capacity mismatches are kept and flagged."
+            ),
+            metadata=spec_metadata(CLEAN_SCHEMA),
+            kinds={"polars", "parquet"},
+            owners=OWNERS,
+            group_name="staging",
+        ),
+        dg.AssetSpec(
+            QUARANTINE,
+            deps=[raw_station_snapshots],
+            description=(
+                "Raw rows rejected by cleaning (no station code, negative or absurd counts), with the reason."
+            ),
+            metadata=spec_metadata(QUARANTINE_SCHEMA),
+            kinds={"polars", "parquet"},
+            owners=OWNERS,
+            group_name="staging",
+        ),
+    ],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=CLEAN_CHECKS,
+    can_subset=False,
+)
+def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
+    reference = read_reference(lake_store)
+    thresholds = kpi.thresholds()
+    per_hour_checks: list[list[dg.AssetCheckResult]] = []
+    rows = in_service = quarantined = 0
+    stations: set[str] = set()
+    reasons: dict[str, int] = {}
+    preview = pl.DataFrame(schema=CLEAN_SCHEMA)
+    for window in run_windows(context, hourly_partitions):
+        raw = lake.scan([lake.hour_dir(lake_store.lake, RAW, window.start)], RAW_SCHEMA)
+        result = clean_snapshots(raw, reference, thresholds)
+        lake.write_parquet(result.clean, lake.hour_dir(lake_store.lake, CLEAN, window.start))
+        lake.write_parquet(result.quarantine, lake.hour_dir(lake_store.lake, QUARANTINE, window.start))
+        per_hour_checks.append([check(result.clean) for check in CLEAN_CHECK_FUNCTIONS])
+        rows += result.clean.height
+        in_service += int(result.clean["in_service"].sum() or 0)
+        stations.update(result.clean["station_code"].unique().to_list())
+        quarantined += result.quarantine.height
+        for reason, count in result.quarantine["reason"].value_counts().iter_rows():
+            reasons[reason] = reasons.get(reason, 0) + count
+        if preview.is_empty():
+            preview = result.clean.head(10)
+    yield dg.MaterializeResult(
+        asset_key=CLEAN,
+        metadata={
+            "dagster/row_count": rows,
+            "distinct_stations": len(stations),
+            "in_service_share": round(in_service / rows, 4) if rows else 0.0,
+            "preview": dg.MetadataValue.md(markdown_table(preview)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={"dagster/row_count": quarantined, "reasons": dg.MetadataValue.json(reasons)},
+    )
+    yield from checks.merge_hourly(per_hour_checks)
+
+
+CLEAN_CHECK_FUNCTIONS = (
+    checks.clean_unique_keys,
+    checks.clean_non_null_keys,
+    checks.clean_counts_non_negative,
+    checks.arrondissement_rule,
+    checks.clean_bike_types_add_up,
+    checks.clean_capacity_mismatch_share,
+    checks.clean_stale_share,
+    checks.clean_station_count,
+)

@@ -1,0 +1,202 @@
+"""Clean rows -> time-weighted occupancy per station and hour, then per district (DESIGN §3).
+
+Observation i of a station lasts `min(t(i+1), t(i) + MAX_GAP, window_end) - t(i)`, t(i+1) being the
+station's next observation in the same window: a missing capture does not stretch the previous one
+past MAX_GAP, and nothing counts past the window's end (nor before the first observation in it).
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from velib_assets.schema import UTC_TS
+from velib_assets.settings import KpiThresholds
+
+HOUR = timedelta(hours=1)
+UNKNOWN_DISTRICT = "Unknown"
+WINDOW_ORDER = ("hour_start", "station_code", "snapshot_ts")
+OCCUPANCY_INPUT = (
+    "station_code",
+    "snapshot_ts",
+    "in_service",
+    "is_empty",
+    "is_full",
+    "is_nearly_empty",
+    "is_nearly_full",
+    "fill_rate",
+    "bikes",
+    "docks",
+    "ebike",
+    "commune",
+    "arrondissement",
+)
+"""The clean columns occupancy reads: selecting them first keeps a day's worth of rows small."""
+
+MINUTE_COLUMNS = (
+    "observed_minutes",
+    "in_service_minutes",
+    "empty_minutes",
+    "full_minutes",
+    "nearly_empty_minutes",
+    "nearly_full_minutes",
+)
+_FLAG_OF = {
+    "in_service_minutes": "in_service",
+    "empty_minutes": "is_empty",
+    "full_minutes": "is_full",
+    "nearly_empty_minutes": "is_nearly_empty",
+    "nearly_full_minutes": "is_nearly_full",
+}
+
+STATION_OCCUPANCY_SCHEMA: dict[str, pl.DataType] = {
+    "station_code": pl.String(),
+    "hour_start": UTC_TS,
+    "district": pl.String(),
+    **{name: pl.Float64() for name in MINUTE_COLUMNS},
+    "mean_fill_rate": pl.Float64(),
+    "min_bikes": pl.Int32(),
+    "max_bikes": pl.Int32(),
+    "min_docks": pl.Int32(),
+    "max_docks": pl.Int32(),
+    "mean_ebike": pl.Float64(),
+    "snapshots": pl.UInt32(),
+}
+"""One row per station and window; `mean_fill_rate` is time-weighted, `mean_ebike` a plain mean of the
+window's snapshots (e-bike counts only describe stock, not time spent in a state)."""
+
+DISTRICT_OCCUPANCY_SCHEMA: dict[str, pl.DataType] = {
+    "district": pl.String(),
+    "hour_start": UTC_TS,
+    "stations": pl.UInt32(),
+    **{name: pl.Float64() for name in MINUTE_COLUMNS},
+    "mean_fill_rate": pl.Float64(),
+    "mean_ebike": pl.Float64(),
+    "snapshots": pl.UInt32(),
+}
+"""One row per district and window: minute sums, and means over the district's stations (each
+station weighs the same, however many snapshots it sent)."""
+
+
+def district_label(arrondissement: pl.Expr, commune: pl.Expr) -> pl.Expr:
+    """Label `Paris 1er`, `Paris 16e` for arrondissements, else the commune, else `Unknown`."""
+    suffix = pl.when(arrondissement == 1).then(pl.lit("er")).otherwise(pl.lit("e"))
+    return (
+        pl.when(arrondissement.is_not_null())
+        .then(pl.concat_str(pl.lit("Paris "), arrondissement.cast(pl.String), suffix))
+        .otherwise(commune.fill_null(UNKNOWN_DISTRICT))
+    )
+
+
+def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (hour_start, station_code, snapshot_ts) order, sorted only when they are not already.
+
+    Clean partitions come sorted by (station_code, snapshot_ts) and a range of them in hour order, so
+    the usual case costs one vectorised comparison instead of a sort on string codes.
+    """
+    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
+    ahead = (hour > hour.shift(1)) | (
+        (hour == hour.shift(1)) & ((code > code.shift(1)) | ((code == code.shift(1)) & (ts > ts.shift(1))))
+    )
+    if frame.select(ahead.slice(1).all(ignore_nulls=False)).item() is True:
+        return frame
+    return frame.sort(*WINDOW_ORDER)
+
+
+def with_observation_minutes(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
+    """Add `minutes`, how long each observation counts, to rows carrying `hour_start` and `window_end`.
+
+    The result is in (hour_start, station_code, snapshot_ts) order, so a station's next observation
+    in its window is simply the next row when it has the same station and window.
+    """
+    ordered = _window_ordered(windowed)
+    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
+    next_ts = pl.when((code == code.shift(-1)) & (hour == hour.shift(-1))).then(ts.shift(-1))
+    end = pl.min_horizontal(next_ts, ts + max_gap, pl.col("window_end"))
+    return ordered.with_columns(((end - ts).dt.total_microseconds() / 60_000_000).alias("minutes"))
+
+
+def _aggregate(weighted: pl.DataFrame) -> pl.DataFrame:
+    minutes = pl.col("minutes")
+    has_rate = pl.col("fill_rate").is_not_null()
+    rate_minutes = pl.when(has_rate).then(minutes).sum()
+    return (
+        weighted.lazy()
+        .group_by("station_code", "hour_start")
+        .agg(
+            minutes.sum().alias("observed_minutes"),
+            *((minutes * pl.col(flag).cast(pl.Float64)).sum().alias(name) for name, flag in _FLAG_OF.items()),
+            pl.when(rate_minutes > 0)
+            .then((minutes * pl.col("fill_rate")).sum() / rate_minutes)
+            .alias("mean_fill_rate"),
+            pl.col("bikes").min().alias("min_bikes"),
+            pl.col("bikes").max().alias("max_bikes"),
+            pl.col("docks").min().alias("min_docks"),
+            pl.col("docks").max().alias("max_docks"),
+            pl.col("ebike").mean().alias("mean_ebike"),
+            pl.len().alias("snapshots"),
+            district_label(
+                pl.col("arrondissement").drop_nulls().last(), pl.col("commune").drop_nulls().last()
+            ).alias("district"),
+        )
+        .select(pl.col(name).cast(dtype) for name, dtype in STATION_OCCUPANCY_SCHEMA.items())
+        .sort("hour_start", "station_code")
+        .collect()
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"window bound {moment.isoformat()} has no time zone: pass an aware datetime")
+    return moment.astimezone(UTC)
+
+
+def station_occupancy(
+    clean: pl.DataFrame | pl.LazyFrame,
+    window_start: datetime,
+    window_end: datetime,
+    thresholds: KpiThresholds,
+) -> pl.DataFrame:
+    """Occupancy of each station observed in `[window_start, window_end)`; other rows are ignored."""
+    start, end = _utc(window_start), _utc(window_end)
+    windowed = (
+        clean.lazy()
+        .select(OCCUPANCY_INPUT)
+        .filter((pl.col("snapshot_ts") >= start) & (pl.col("snapshot_ts") < end))
+        .with_columns(
+            pl.lit(start).cast(UTC_TS).alias("hour_start"), pl.lit(end).cast(UTC_TS).alias("window_end")
+        )
+        .collect()
+    )
+    return _aggregate(with_observation_minutes(windowed, thresholds.max_gap))
+
+
+def hour_windows(rows: pl.LazyFrame) -> pl.DataFrame:
+    """Tag rows with their UTC hour window: a Paris local hour is a UTC hour (whole-hour offsets)."""
+    hour_start = pl.col("snapshot_ts").dt.truncate("1h")
+    return rows.with_columns(
+        hour_start.alias("hour_start"), (hour_start + HOUR).alias("window_end")
+    ).collect()
+
+
+def station_occupancy_hours(clean: pl.DataFrame | pl.LazyFrame, thresholds: KpiThresholds) -> pl.DataFrame:
+    """`station_occupancy` of every hour present in `clean` at once (a single-run backfill)."""
+    windowed = hour_windows(clean.lazy().select(OCCUPANCY_INPUT))
+    return _aggregate(with_observation_minutes(windowed, thresholds.max_gap))
+
+
+def district_occupancy(station_occupancy: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Roll station rows up to districts: minute sums and station-weighted means."""
+    return (
+        station_occupancy.lazy()
+        .group_by("district", "hour_start")
+        .agg(
+            pl.len().alias("stations"),
+            *(pl.col(name).sum() for name in MINUTE_COLUMNS),
+            pl.col("mean_fill_rate").mean(),
+            pl.col("mean_ebike").mean(),
+            pl.col("snapshots").sum(),
+        )
+        .select(pl.col(name).cast(dtype) for name, dtype in DISTRICT_OCCUPANCY_SCHEMA.items())
+        .sort("hour_start", "district")
+        .collect()
+    )

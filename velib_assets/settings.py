@@ -1,0 +1,75 @@
+"""Configuration in one place: every tunable comes from the environment with a documented default.
+
+Dagster resources and asset configs read the same names through `dg.EnvVar`, so the UI shows
+where a value came from; plain code (CLI, benchmarks) reads them here.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+TIMEZONE = "Europe/Paris"
+PARIS = ZoneInfo(TIMEZONE)
+
+DEFAULT_GBFS_URL = "https://velib-metropole-opendata.smovengo.cloud/opendata/Velib_Metropole/gbfs.json"
+DEFAULT_OPENDATA_URL = (
+    "https://opendata.paris.fr/api/explore/v2.1/catalog/datasets/velib-disponibilite-en-temps-reel"
+)
+DEFAULT_PARTITIONS_START = "2024-10-01"
+USER_AGENT = "velib_assets/0.1 (+https://github.com/velib-assets/velib_assets; open-data pipeline)"
+
+# Names of the environment variables, so documentation, resources and code agree.
+ENV_DATA_DIR = "VELIB_DATA_DIR"
+ENV_SOURCE = "VELIB_SOURCE"
+ENV_GBFS_URL = "VELIB_GBFS_URL"
+ENV_OPENDATA_URL = "VELIB_OPENDATA_URL"
+ENV_POLL_SECONDS = "VELIB_POLL_INTERVAL_SECONDS"
+ENV_CONNECT_TIMEOUT = "VELIB_CONNECT_TIMEOUT_SECONDS"
+ENV_READ_TIMEOUT = "VELIB_READ_TIMEOUT_SECONDS"
+ENV_MAX_RETRIES = "VELIB_MAX_RETRIES"
+ENV_MAX_BYTES = "VELIB_MAX_RESPONSE_BYTES"
+ENV_PARTITIONS_START = "VELIB_PARTITIONS_START"
+ENV_MAX_GAP_MINUTES = "VELIB_MAX_GAP_MINUTES"
+ENV_NEARLY_EMPTY = "VELIB_NEARLY_EMPTY_RATE"
+ENV_NEARLY_FULL = "VELIB_NEARLY_FULL_RATE"
+ENV_STALE_HOURS = "VELIB_STALE_HOURS"
+ENV_REFERENCE_SOURCE = "VELIB_REFERENCE_SOURCE"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class KpiThresholds:
+    """The knobs of DESIGN §3: how long an observation may count, and what 'nearly' means."""
+
+    max_gap: timedelta = timedelta(minutes=15)
+    nearly_empty_rate: float = 0.10
+    nearly_full_rate: float = 0.90
+    stale_after: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_env(cls) -> "KpiThresholds":
+        return cls(
+            max_gap=timedelta(minutes=float(_env(ENV_MAX_GAP_MINUTES, "15"))),
+            nearly_empty_rate=float(_env(ENV_NEARLY_EMPTY, "0.10")),
+            nearly_full_rate=float(_env(ENV_NEARLY_FULL, "0.90")),
+            stale_after=timedelta(hours=float(_env(ENV_STALE_HOURS, "24"))),
+        )
+
+
+def data_dir() -> Path:
+    """Root of the landing zone, the lake and the DuckDB file (`./data` unless configured)."""
+    return Path(_env(ENV_DATA_DIR, "data")).expanduser().resolve()
+
+
+def partitions_start() -> str:
+    return _env(ENV_PARTITIONS_START, DEFAULT_PARTITIONS_START)
+
+
+def poll_interval_seconds() -> int:
+    return max(30, int(_env(ENV_POLL_SECONDS, "60")))

@@ -1,0 +1,65 @@
+"""Raw snapshots of one time window: parse every landed capture, keep going past bad ones.
+
+A capture that does not parse is reported with its reason and the rest of the window still counts;
+GBFS status captures take names, positions and capacities from the nearest `station_information`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from velib_assets import landing
+from velib_assets.schema import RAW_SCHEMA, empty_raw_frame
+from velib_assets.sources import formats
+from velib_assets.sources.formats import CaptureParseError
+
+
+@dataclass
+class WindowSnapshots:
+    frame: pl.DataFrame
+    captures: int = 0
+    bytes_read: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def parsed(self) -> int:
+        return self.captures - len(self.errors)
+
+
+def _information(
+    root: Path, capture: landing.Capture, infos: list[landing.Capture], cache: dict
+) -> pl.DataFrame | None:
+    chosen = landing.information_for(root, capture.capture_time, infos)
+    if chosen is None:
+        return None
+    if chosen.path not in cache:
+        try:
+            cache[chosen.path] = formats.gbfs_info_frame(formats.load_json(chosen.path.read_bytes()))
+        except CaptureParseError:
+            cache[chosen.path] = None
+    return cache[chosen.path]
+
+
+def parse_window(root: Path, start: datetime, end: datetime) -> WindowSnapshots:
+    """All status captures landed in `[start, end)`, as one raw frame sorted by capture time."""
+    captures = landing.captures_in_window(root, start, end)
+    infos = landing.information_captures(root)
+    cache: dict[Path, pl.DataFrame | None] = {}
+    frames: list[pl.DataFrame] = []
+    result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
+    for capture in captures:
+        body = capture.path.read_bytes()
+        result.bytes_read += len(body)
+        try:
+            frame = formats.parse_capture(body, capture.fmt, capture.capture_time)
+        except CaptureParseError as exc:
+            result.errors.append((capture.path.name, str(exc)))
+            continue
+        if frame["source"][0] == "gbfs":
+            frame = formats.with_station_information(frame, _information(root, capture, infos, cache))
+        frames.append(frame)
+    if frames:
+        result.frame = pl.concat(frames, how="vertical").select(list(RAW_SCHEMA))
+    return result

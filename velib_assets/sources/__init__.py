@@ -1,0 +1,1 @@
+"""Feed clients and parsers: everything that knows the shape of Vélib' data, and nothing about Dagster."""

@@ -1,0 +1,378 @@
+"""Parsers from verbatim capture bytes to the raw Polars schema, one per recorded format.
+
+A capture that does not parse raises `CaptureParseError` with a reason a person can act on
+(truncated JSON, an HTML page, an empty station list, the wrong shape); nothing is repaired here.
+"""
+
+import csv
+import gzip
+import io
+import json
+import struct
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from velib_assets.schema import RAW_SCHEMA
+
+OPENDATA_JSON = "opendata-json"
+OPENDATA_CSV = "opendata-csv"
+OPENDATA_PARQUET = "opendata-parquet"
+GBFS_STATUS = "gbfs-status"
+GBFS_STATUS_LINES = "gbfs-status-lines"
+GBFS_INFO = "gbfs-info"
+STATUS_FORMATS = (OPENDATA_JSON, OPENDATA_CSV, OPENDATA_PARQUET, GBFS_STATUS, GBFS_STATUS_LINES)
+
+GBFS_TIMESTAMP_KEYS = ("last_updated", "lastUpdatedOther")
+
+# Column labels of the Paris Open Data CSV export, mapped to the API's record fields.
+CSV_LABELS = {
+    "Identifiant station": "stationcode",
+    "Nom station": "name",
+    "Station en fonctionnement": "is_installed",
+    "Capacité de la station": "capacity",
+    "Nombre bornettes libres": "numdocksavailable",
+    "Nombre total vélos disponibles": "numbikesavailable",
+    "Vélos mécaniques disponibles": "mechanical",
+    "Vélos électriques disponibles": "ebike",
+    "Borne de paiement disponible": "is_renting",
+    "Retour vélib possible": "is_returning",
+    "Actualisation de la donnée": "duedate",
+    "Coordonnées géographiques": "coordonnees_geo",
+    "Nom communes équipées": "nom_arrondissement_communes",
+    "Code INSEE communes équipées": "code_insee_commune",
+}
+
+
+class CaptureParseError(ValueError):
+    """A capture's bytes are not a usable station list; the message says why."""
+
+
+def decompress(body: bytes) -> bytes:
+    if body[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            raise CaptureParseError(f"truncated or corrupt gzip ({exc})") from exc
+    return body
+
+
+def load_json(body: bytes) -> Any:
+    text = decompress(body)
+    stripped = text.lstrip()
+    if not stripped:
+        raise CaptureParseError("empty body")
+    if stripped[:1] == b"<":
+        raise CaptureParseError("HTML page, not JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) - 1:
+            raise CaptureParseError(f"truncated JSON at byte {exc.pos}") from exc
+        raise CaptureParseError(f"invalid JSON at byte {exc.pos}: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise CaptureParseError(f"not UTF-8 text ({exc.reason})") from exc
+
+
+def gbfs_feed_time(document: Any) -> datetime | None:
+    """The feed's own timestamp (`last_updated`, or Vélib's `lastUpdatedOther`), in UTC."""
+    if not isinstance(document, dict):
+        return None
+    for key in GBFS_TIMESTAMP_KEYS:
+        value = document.get(key)
+        if isinstance(value, int | float) and value > 0:
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str) and value:
+            parsed = _iso_utc(value)
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def gbfs_stations(document: Any) -> list[dict[str, Any]]:
+    if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
+        raise CaptureParseError("wrong shape: expected a GBFS envelope with data.stations")
+    stations = document["data"].get("stations")
+    if not isinstance(stations, list):
+        raise CaptureParseError("wrong shape: GBFS data.stations is not a list")
+    return _non_empty(stations)
+
+
+def _non_empty(stations: list[Any]) -> list[dict[str, Any]]:
+    if not stations:
+        raise CaptureParseError("empty station list")
+    if not all(isinstance(s, dict) for s in stations):
+        raise CaptureParseError("wrong shape: station entries are not JSON objects")
+    return stations
+
+
+def _iso_utc(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _epoch_utc(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return _iso_utc(value)
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _flag(value: Any) -> bool | None:
+    """Vélib' booleans come as 0/1, true/false or "OUI"/"NON"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        upper = value.strip().upper()
+        if upper in ("OUI", "TRUE", "1", "YES"):
+            return True
+        if upper in ("NON", "FALSE", "0", "NO"):
+            return False
+        return None
+    return bool(value)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.lstrip("-").isdigit():
+            return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -(2**31) < number < 2**31 else None
+
+
+def _station_id(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _code(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _frame(columns: dict[str, list[Any]], snapshot_ts: datetime, source: str) -> pl.DataFrame:
+    height = len(next(iter(columns.values())))
+    columns = {**columns, "snapshot_ts": [snapshot_ts] * height, "source": [source] * height}
+    return pl.DataFrame(
+        {name: columns.get(name, [None] * height) for name in RAW_SCHEMA},
+        schema=RAW_SCHEMA,
+        strict=False,
+    )
+
+
+def _column(records: list[dict[str, Any]], key: str, convert: Callable[[Any], Any]) -> list[Any]:
+    return [convert(r.get(key)) for r in records]
+
+
+def opendata_records_frame(records: list[dict[str, Any]], snapshot_ts: datetime) -> pl.DataFrame:
+    """Opendatasoft `velib-disponibilite-en-temps-reel` records (API, CSV or Parquet) to raw rows."""
+    coords = [r.get("coordonnees_geo") if isinstance(r.get("coordonnees_geo"), dict) else {} for r in records]
+    return _frame(
+        {
+            "station_code": _column(records, "stationcode", _code),
+            "name": _column(records, "name", _code),
+            "lat": [c.get("lat") for c in coords],
+            "lon": [c.get("lon") for c in coords],
+            "capacity": _column(records, "capacity", _int),
+            "bikes": _column(records, "numbikesavailable", _int),
+            "mechanical": _column(records, "mechanical", _int),
+            "ebike": _column(records, "ebike", _int),
+            "docks": _column(records, "numdocksavailable", _int),
+            "is_installed": _column(records, "is_installed", _flag),
+            "is_renting": _column(records, "is_renting", _flag),
+            "is_returning": _column(records, "is_returning", _flag),
+            "reported_at": _column(records, "duedate", _iso_utc),
+            "commune": _column(records, "nom_arrondissement_communes", _code),
+            "code_insee": _column(records, "code_insee_commune", _code),
+        },
+        snapshot_ts,
+        "opendata",
+    )
+
+
+def parse_opendata_json(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
+    document = load_json(body)
+    if isinstance(document, dict) and isinstance(document.get("results"), list):
+        document = document["results"]  # a /records page
+    if not isinstance(document, list):
+        raise CaptureParseError("wrong shape: expected a JSON array of Opendatasoft records")
+    return opendata_records_frame(_non_empty(document), snapshot_ts)
+
+
+def parse_opendata_csv(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
+    text = decompress(body).decode("utf-8-sig", errors="strict")
+    if text.lstrip()[:1] == "<":
+        raise CaptureParseError("HTML page, not CSV")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    if rows and "Identifiant station" not in rows[0]:
+        raise CaptureParseError("wrong shape: CSV header lacks 'Identifiant station'")
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {CSV_LABELS.get(k, k): (v if v != "" else None) for k, v in row.items()}
+        lat_lon = (record.get("coordonnees_geo") or "").split(",")
+        record["coordonnees_geo"] = (
+            {"lat": float(lat_lon[0]), "lon": float(lat_lon[1])} if len(lat_lon) == 2 else None
+        )
+        records.append(record)
+    return opendata_records_frame(_non_empty(records), snapshot_ts)
+
+
+def _wkb_point(value: bytes | None) -> dict[str, float] | None:
+    if not value or len(value) < 21:
+        return None
+    order = "<" if value[0] == 1 else ">"
+    lon, lat = struct.unpack(f"{order}dd", value[5:21])
+    return {"lon": lon, "lat": lat}
+
+
+def parse_opendata_parquet(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
+    """GeoParquet export: WKB points, and `duedate` as a naive timestamp (the API's UTC default)."""
+    try:
+        table = pl.read_parquet(io.BytesIO(body))
+    except Exception as exc:  # polars raises several error types for corrupt files
+        raise CaptureParseError(f"not a readable Parquet file ({exc.__class__.__name__})") from exc
+    if "stationcode" not in table.columns:
+        raise CaptureParseError("wrong shape: Parquet export lacks 'stationcode'")
+    records = table.to_dicts()
+    for record in records:
+        record["coordonnees_geo"] = _wkb_point(record.get("coordonnees_geo"))
+        due = record.get("duedate")
+        record["duedate"] = due.replace(tzinfo=UTC).isoformat() if isinstance(due, datetime) else due
+    return opendata_records_frame(_non_empty(records), snapshot_ts)
+
+
+def _bike_types(value: Any) -> dict[str, int]:
+    """`num_bikes_available_types`: Vélib' sends `[{"mechanical": n}, {"ebike": m}]`, GBFS a dict."""
+    if isinstance(value, dict):
+        return value
+    merged: dict[str, int] = {}
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                merged.update(item)
+    return merged
+
+
+def _first(station: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if station.get(key) is not None:
+            return station[key]
+    return None
+
+
+def gbfs_status_frame(stations: list[dict[str, Any]], snapshot_ts: datetime) -> pl.DataFrame:
+    types = [_bike_types(s.get("num_bikes_available_types")) for s in stations]
+    return _frame(
+        {
+            "station_code": [_code(_first(s, "stationCode", "station_id")) for s in stations],
+            "station_id": _column(stations, "station_id", _station_id),
+            "bikes": [_int(_first(s, "num_bikes_available", "numBikesAvailable")) for s in stations],
+            "mechanical": [_int(t.get("mechanical")) for t in types],
+            "ebike": [_int(t.get("ebike")) for t in types],
+            "docks": [_int(_first(s, "num_docks_available", "numDocksAvailable")) for s in stations],
+            "is_installed": _column(stations, "is_installed", _flag),
+            "is_renting": _column(stations, "is_renting", _flag),
+            "is_returning": _column(stations, "is_returning", _flag),
+            "reported_at": _column(stations, "last_reported", _epoch_utc),
+        },
+        snapshot_ts,
+        "gbfs",
+    )
+
+
+def gbfs_info_frame(document: Any) -> pl.DataFrame:
+    """`station_information` as (station_id, station_code, name, lat, lon, capacity) for joining."""
+    stations = gbfs_stations(document)
+    return pl.DataFrame(
+        {
+            "station_id": _column(stations, "station_id", _station_id),
+            "station_code": [_code(_first(s, "stationCode", "station_id")) for s in stations],
+            "name": _column(stations, "name", _code),
+            "lat": _column(stations, "lat", lambda v: v if isinstance(v, int | float) else None),
+            "lon": _column(stations, "lon", lambda v: v if isinstance(v, int | float) else None),
+            "capacity": _column(stations, "capacity", _int),
+        },
+        schema={
+            "station_id": pl.Int64(),
+            "station_code": pl.String(),
+            "name": pl.String(),
+            "lat": pl.Float64(),
+            "lon": pl.Float64(),
+            "capacity": pl.Int32(),
+        },
+        strict=False,
+    )
+
+
+def with_station_information(status: pl.DataFrame, info: pl.DataFrame | None) -> pl.DataFrame:
+    """Fill name, position and capacity from `station_information`, matched on the station code."""
+    if info is None or info.is_empty():
+        return status
+    fields = ["name", "lat", "lon", "capacity"]
+    joined = status.drop(fields).join(
+        info.select("station_code", *fields).unique("station_code", keep="last"),
+        on="station_code",
+        how="left",
+    )
+    return joined.select(status.columns)
+
+
+def parse_gbfs_status(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
+    return gbfs_status_frame(gbfs_stations(load_json(body)), snapshot_ts)
+
+
+def parse_gbfs_status_lines(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
+    """One station object per line: a collector dropped the envelope, so the file name dates it."""
+    text = decompress(body)
+    if text.lstrip()[:1] == b"<":
+        raise CaptureParseError("HTML page, not JSON lines")
+    stations = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                stations.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CaptureParseError(f"line {number}: truncated or invalid JSON ({exc.msg})") from exc
+    return gbfs_status_frame(_non_empty(stations), snapshot_ts)
+
+
+PARSERS: dict[str, Callable[[bytes, datetime], pl.DataFrame]] = {
+    OPENDATA_JSON: parse_opendata_json,
+    OPENDATA_CSV: parse_opendata_csv,
+    OPENDATA_PARQUET: parse_opendata_parquet,
+    GBFS_STATUS: parse_gbfs_status,
+    GBFS_STATUS_LINES: parse_gbfs_status_lines,
+}
+
+
+def parse_capture(body: bytes, fmt: str, snapshot_ts: datetime) -> pl.DataFrame:
+    """Raw rows of one capture, or `CaptureParseError`; GBFS rows lack metadata until joined to info."""
+    parser = PARSERS.get(fmt)
+    if parser is None:
+        raise CaptureParseError(f"unknown capture format {fmt!r}")
+    return parser(body, snapshot_ts)
+
+
+def max_reported_at(frames: Iterable[pl.DataFrame]) -> datetime | None:
+    values = [f["reported_at"].max() for f in frames if not f.is_empty()]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None  # type: ignore[type-var]

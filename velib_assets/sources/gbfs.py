@@ -1,0 +1,66 @@
+"""GBFS client: discovery from `gbfs.json`, then `station_status` and `station_information`.
+
+Works for any GBFS system; handles Vélib's quirks (no `last_updated` but `lastUpdatedOther`, int64
+`station_id`, bike types as a list of one-key objects, camelCase duplicates) in `formats`.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from velib_assets.sources.formats import CaptureParseError, gbfs_feed_time, load_json
+from velib_assets.sources.http import FeedError, FetchedBody, HttpClient
+
+
+@dataclass(frozen=True)
+class GbfsCapture:
+    """One fetched GBFS document, its verbatim bytes and the feed's own timestamp."""
+
+    fetched: FetchedBody
+    feed_time: datetime | None
+
+
+def feed_urls(discovery: object) -> dict[str, str]:
+    """Feed name -> URL from a `gbfs.json` (v1/v2 nest feeds per language, v3 does not)."""
+    data = discovery.get("data") if isinstance(discovery, dict) else None
+    if not isinstance(data, dict):
+        raise CaptureParseError("wrong shape: gbfs.json has no data object")
+    feeds = data.get("feeds")
+    if feeds is None:
+        languages = [v for v in data.values() if isinstance(v, dict) and "feeds" in v]
+        feeds = languages[0]["feeds"] if languages else None
+    if not isinstance(feeds, list):
+        raise CaptureParseError("wrong shape: gbfs.json lists no feeds")
+    return {f["name"]: f["url"] for f in feeds if isinstance(f, dict) and "name" in f and "url" in f}
+
+
+class GbfsClient:
+    def __init__(self, http: HttpClient, discovery_url: str) -> None:
+        self.http = http
+        self.discovery_url = discovery_url
+        self._urls: dict[str, str] | None = None
+
+    def urls(self) -> dict[str, str]:
+        if self._urls is None:
+            fetched = self.http.get(self.discovery_url)
+            try:
+                self._urls = feed_urls(load_json(fetched.body))
+            except CaptureParseError as exc:
+                raise FeedError(f"{self.discovery_url}: {exc}") from exc
+        return self._urls
+
+    def _fetch(self, feed: str) -> GbfsCapture:
+        url = self.urls().get(feed)
+        if url is None:
+            raise FeedError(f"{self.discovery_url}: no {feed} feed listed")
+        fetched = self.http.get(url)
+        try:
+            document = load_json(fetched.body)
+        except CaptureParseError as exc:
+            raise FeedError(f"{url}: {exc}") from exc
+        return GbfsCapture(fetched, gbfs_feed_time(document))
+
+    def station_status(self) -> GbfsCapture:
+        return self._fetch("station_status")
+
+    def station_information(self) -> GbfsCapture:
+        return self._fetch("station_information")

@@ -1,0 +1,140 @@
+"""Critical station rankings: daily sums over local-day hours (DST included), streaks, rank order."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from velib_assets.kpis.clean import CLEAN_SCHEMA, clean_snapshots
+from velib_assets.kpis.occupancy import STATION_OCCUPANCY_SCHEMA, station_occupancy_hours
+from velib_assets.kpis.rankings import RANKINGS_SCHEMA, critical_station_rankings, local_day_bounds
+from velib_assets.schema import REFERENCE_SCHEMA, conform_raw
+from velib_assets.settings import KpiThresholds
+
+THRESHOLDS = KpiThresholds()  # MAX_GAP 15 min
+REFERENCE = pl.DataFrame(
+    [{"station_code": "16107", "lat": 48.865, "lon": 2.275, "commune": "Paris", "arrondissement": 16}],
+    schema=REFERENCE_SCHEMA,
+)
+NO_CLEAN_ROWS = pl.DataFrame(schema=CLEAN_SCHEMA)
+
+
+def snap(ts: datetime, state: str = "ok", code: str = "16107", **fields) -> dict:
+    bikes, docks = {"empty": (0, 10), "full": (10, 0), "ok": (5, 5)}[state]
+    row = {
+        "snapshot_ts": ts,
+        "station_code": code,
+        "bikes": bikes,
+        "mechanical": bikes,
+        "ebike": 0,
+        "docks": docks,
+        "is_installed": True,
+        "is_renting": True,
+        "is_returning": True,
+        "reported_at": ts,
+    }
+    row.update(fields)
+    return row
+
+
+def rank_day(rows: list[dict], day: date) -> pl.DataFrame:
+    clean = clean_snapshots(conform_raw(pl.DataFrame(rows)), REFERENCE, THRESHOLDS).clean
+    occupancy = station_occupancy_hours(clean, THRESHOLDS)
+    return critical_station_rankings(occupancy, clean, day, THRESHOLDS)
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"), [(date(2024, 10, 27), 25), (date(2024, 3, 31), 23), (date(2024, 11, 4), 24)]
+)
+def test_local_day_sums_its_23_24_or_25_hourly_windows(day, hours):
+    start, end = local_day_bounds(day)
+    assert end - start == timedelta(hours=hours)
+    # empty all day, one capture every 15 minutes: each capture counts 15 minutes
+    captures = [start + timedelta(minutes=15 * i) for i in range(4 * hours)]
+    outside = [start - timedelta(minutes=15), end]  # the neighbouring days' captures are not counted
+    ranking = rank_day([snap(ts, "empty") for ts in captures + outside], day)
+    assert ranking.schema == pl.Schema(RANKINGS_SCHEMA)
+    row = ranking.row(0, named=True)
+    assert ranking.height == 1
+    assert row["day"] == day
+    assert row["in_service_minutes"] == pytest.approx(60 * hours)
+    assert row["empty_minutes"] == pytest.approx(60 * hours)
+    assert row["longest_empty_streak_minutes"] == pytest.approx(60 * hours)
+    assert row["critical_minutes"] == pytest.approx(60 * hours)
+
+
+def test_streaks_cross_hour_boundaries_and_break_on_gaps_longer_than_max_gap():
+    t = datetime(2024, 11, 4, 10, 45, tzinfo=UTC)
+    m = [timedelta(minutes=x) for x in (0, 10, 20, 30, 35, 45, 75, 85, 105, 125)]
+    rows = [
+        snap(t + m[0], "empty", name="Old name"),  # 10:45 -> 10:55: 10 min
+        snap(t + m[1], "empty"),  # 10:55 -> 11:00 (hour end): 5
+        snap(t + m[2], "empty"),  # 11:05 -> 11:15: 10
+        snap(t + m[3], "empty", name="New name"),  # 11:15 -> 11:20: 5   => empty run of 30 across 11:00
+        snap(t + m[4], "ok"),  # 11:20 -> 11:30: 10
+        snap(t + m[5], "empty"),  # 11:30 -> 11:45 (MAX_GAP): 15      => empty run of 15
+        snap(t + m[6], "full"),  # 12:00 -> 12:10: 10
+        snap(t + m[7], "full"),  # 12:10 -> 12:25 (MAX_GAP): 15      => full run of 25 (gap 20 follows)
+        snap(t + m[8], "full"),  # 12:30 -> 12:45 (MAX_GAP): 15      => full run of 15 (gap 20 follows)
+        snap(t + m[9], "full"),  # 12:50 -> 13:00: 10                => full run of 10
+    ]
+    # a second station observed at the same instants must not disturb the first one's runs
+    neighbour = [
+        snap(row["snapshot_ts"], "empty" if i % 2 else "ok", code="16108") for i, row in enumerate(rows)
+    ]
+    ranking = rank_day(rows + neighbour, date(2024, 11, 4))
+    assert ranking["station_code"].to_list() == ["16107", "16108"]
+    row = ranking.row(0, named=True)
+    assert row["name"] == "New name"
+    assert row["district"] == "Paris 16e"
+    assert row["in_service_minutes"] == pytest.approx(105)
+    assert row["empty_minutes"] == pytest.approx(45)
+    assert row["full_minutes"] == pytest.approx(50)
+    assert row["critical_minutes"] == pytest.approx(95)
+    assert row["longest_empty_streak_minutes"] == pytest.approx(30)
+    assert row["longest_full_streak_minutes"] == pytest.approx(25)
+
+
+def occupancy_row(code: str, hour: datetime, in_service: float, empty: float, full: float) -> dict:
+    return {
+        "station_code": code,
+        "hour_start": hour,
+        "district": "Paris 16e",
+        "observed_minutes": 60.0,
+        "in_service_minutes": in_service,
+        "empty_minutes": empty,
+        "full_minutes": full,
+    }
+
+
+def test_rank_order_ties_and_exclusions():
+    h1 = datetime(2024, 11, 4, 10, tzinfo=UTC)
+    h2 = h1 + timedelta(hours=1)
+    occupancy = pl.DataFrame(
+        [
+            occupancy_row("16001", h1, 60, 10, 10),  # over two hours: empty 30, full 10 -> 40
+            occupancy_row("16001", h2, 60, 20, 0),
+            occupancy_row("16002", h1, 60, 20, 20),  # 40, fewer empty minutes than 16001
+            occupancy_row("16003", h1, 60, 20, 20),  # same as 16002: code decides
+            occupancy_row("16004", h1, 60, 50, 0),  # 50: most critical
+            occupancy_row("16005", h1, 60, 0, 0),  # in service, never critical: last
+            occupancy_row("16006", h1, 0, 0, 0),  # never in service: not ranked
+            occupancy_row("16007", h1 + timedelta(days=1), 60, 60, 0),  # another day
+        ],
+        schema={k: v for k, v in STATION_OCCUPANCY_SCHEMA.items() if k in occupancy_row("", h1, 0, 0, 0)},
+    )
+    ranking = critical_station_rankings(occupancy, NO_CLEAN_ROWS, date(2024, 11, 4), THRESHOLDS)
+    assert ranking.select("rank", "station_code", "critical_minutes", "empty_minutes").rows() == [
+        (1, "16004", 50.0, 50.0),
+        (2, "16001", 40.0, 30.0),
+        (3, "16002", 40.0, 20.0),
+        (4, "16003", 40.0, 20.0),
+        (5, "16005", 0.0, 0.0),
+    ]
+    assert ranking["longest_empty_streak_minutes"].to_list() == [0.0] * 5
+
+
+def test_stations_never_in_service_are_not_ranked():
+    t = datetime(2024, 11, 4, 10, tzinfo=UTC)
+    rows = [snap(t, "empty", code="16107"), snap(t, "empty", code="16108", is_installed=False)]
+    assert rank_day(rows, date(2024, 11, 4))["station_code"].to_list() == ["16107"]
