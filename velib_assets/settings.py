@@ -17,7 +17,7 @@ DEFAULT_GBFS_URL = "https://velib-metropole-opendata.smovengo.cloud/opendata/Vel
 DEFAULT_OPENDATA_URL = (
     "https://opendata.paris.fr/api/explore/v2.1/catalog/datasets/velib-disponibilite-en-temps-reel"
 )
-DEFAULT_PARTITIONS_START = "2024-10-01"
+DEFAULT_PARTITIONS_START = "2024-08-01"
 USER_AGENT = "velib_assets/0.1 (+https://github.com/velib-assets/velib_assets; open-data pipeline)"
 
 # Names of the environment variables, so documentation, resources and code agree.
@@ -72,4 +72,4 @@ def partitions_start() -> str:
 
 
 def poll_interval_seconds() -> int:
-    return max(30, int(_env(ENV_POLL_SECONDS, "60")))
+    return max(5, int(_env(ENV_POLL_SECONDS, "60")))

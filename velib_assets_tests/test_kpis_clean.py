@@ -166,7 +166,10 @@ def test_empty_full_and_nearly_thresholds():
     codes = ["16101", "16102", "16103", "16104", "16105", "16106"]
     counts = [(0, 10), (1, 9), (2, 8), (8, 2), (9, 1), (10, 0)]  # fill 0, .1, .2, .8, .9, 1
     result = clean(
-        *(snap(station_code=c, bikes=b, mechanical=b, docks=d) for c, (b, d) in zip(codes, counts))
+        *(
+            snap(station_code=c, bikes=b, mechanical=b, docks=d)
+            for c, (b, d) in zip(codes, counts, strict=True)
+        )
     )
     got = result.clean.select("fill_rate", "is_empty", "is_nearly_empty", "is_nearly_full", "is_full").rows()
     assert got == [
@@ -178,7 +181,10 @@ def test_empty_full_and_nearly_thresholds():
         (1.0, False, False, True, True),
     ]
     wider = clean(
-        *(snap(station_code=c, bikes=b, mechanical=b, docks=d) for c, (b, d) in zip(codes, counts)),
+        *(
+            snap(station_code=c, bikes=b, mechanical=b, docks=d)
+            for c, (b, d) in zip(codes, counts, strict=True)
+        ),
         thresholds=KpiThresholds(nearly_empty_rate=0.2, nearly_full_rate=0.8),
     )
     assert wider.clean["is_nearly_empty"].to_list() == [True, True, True, False, False, False]

@@ -13,6 +13,7 @@ from velib_assets.schema import UTC_TS
 from velib_assets.settings import KpiThresholds
 
 HOUR = timedelta(hours=1)
+US_PER_MINUTE = 60_000_000
 UNKNOWN_DISTRICT = "Unknown"
 WINDOW_ORDER = ("hour_start", "station_code", "snapshot_ts")
 OCCUPANCY_INPUT = (
@@ -102,9 +103,11 @@ def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(*WINDOW_ORDER)
 
 
-def with_observation_minutes(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
-    """Add `minutes`, how long each observation counts, to rows carrying `hour_start` and `window_end`.
+def with_observed_us(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
+    """Add `observed_us`, how long each observation counts (microseconds), to rows carrying
+    `hour_start` and `window_end`.
 
+    Integer durations make every sum exact, so hour-by-hour and all-at-once runs agree to the bit.
     The result is in (hour_start, station_code, snapshot_ts) order, so a station's next observation
     in its window is simply the next row when it has the same station and window.
     """
@@ -112,22 +115,22 @@ def with_observation_minutes(windowed: pl.DataFrame, max_gap: timedelta) -> pl.D
     hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
     next_ts = pl.when((code == code.shift(-1)) & (hour == hour.shift(-1))).then(ts.shift(-1))
     end = pl.min_horizontal(next_ts, ts + max_gap, pl.col("window_end"))
-    return ordered.with_columns(((end - ts).dt.total_microseconds() / 60_000_000).alias("minutes"))
+    return ordered.with_columns((end - ts).dt.total_microseconds().alias("observed_us"))
 
 
 def _aggregate(weighted: pl.DataFrame) -> pl.DataFrame:
-    minutes = pl.col("minutes")
-    has_rate = pl.col("fill_rate").is_not_null()
-    rate_minutes = pl.when(has_rate).then(minutes).sum()
+    us = pl.col("observed_us")
+    rate_us = pl.when(pl.col("fill_rate").is_not_null()).then(us).sum()
     return (
         weighted.lazy()
         .group_by("station_code", "hour_start")
         .agg(
-            minutes.sum().alias("observed_minutes"),
-            *((minutes * pl.col(flag).cast(pl.Float64)).sum().alias(name) for name, flag in _FLAG_OF.items()),
-            pl.when(rate_minutes > 0)
-            .then((minutes * pl.col("fill_rate")).sum() / rate_minutes)
-            .alias("mean_fill_rate"),
+            (us.sum() / US_PER_MINUTE).alias("observed_minutes"),
+            *(
+                (pl.when(pl.col(flag)).then(us).otherwise(0).sum() / US_PER_MINUTE).alias(name)
+                for name, flag in _FLAG_OF.items()
+            ),
+            pl.when(rate_us > 0).then((us * pl.col("fill_rate")).sum() / rate_us).alias("mean_fill_rate"),
             pl.col("bikes").min().alias("min_bikes"),
             pl.col("bikes").max().alias("max_bikes"),
             pl.col("docks").min().alias("min_docks"),
@@ -167,7 +170,7 @@ def station_occupancy(
         )
         .collect()
     )
-    return _aggregate(with_observation_minutes(windowed, thresholds.max_gap))
+    return _aggregate(with_observed_us(windowed, thresholds.max_gap))
 
 
 def hour_windows(rows: pl.LazyFrame) -> pl.DataFrame:
@@ -181,7 +184,7 @@ def hour_windows(rows: pl.LazyFrame) -> pl.DataFrame:
 def station_occupancy_hours(clean: pl.DataFrame | pl.LazyFrame, thresholds: KpiThresholds) -> pl.DataFrame:
     """`station_occupancy` of every hour present in `clean` at once (a single-run backfill)."""
     windowed = hour_windows(clean.lazy().select(OCCUPANCY_INPUT))
-    return _aggregate(with_observation_minutes(windowed, thresholds.max_gap))
+    return _aggregate(with_observed_us(windowed, thresholds.max_gap))
 
 
 def district_occupancy(station_occupancy: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
-from velib_assets.kpis.occupancy import hour_windows, with_observation_minutes
+from velib_assets.kpis.occupancy import US_PER_MINUTE, WINDOW_ORDER, hour_windows, with_observed_us
 from velib_assets.settings import PARIS, KpiThresholds
 
 RANKINGS_SCHEMA: dict[str, pl.DataType] = {
@@ -22,6 +22,8 @@ RANKINGS_SCHEMA: dict[str, pl.DataType] = {
 }
 """One row per station in service at some point of the local day, ordered by rank (1 = most critical)."""
 
+OTHER, EMPTY, FULL = 0, 1, 2  # a station's state in a streak; in service it cannot be empty and full at once
+
 
 def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     """UTC `[start, end)` of a Europe/Paris day: 23, 24 or 25 hours long."""
@@ -37,33 +39,54 @@ def _longest_streaks(rows: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFr
     empty (resp. full), consecutive meaning at most MAX_GAP apart: a longer silence breaks the run.
     Its length is the sum of the observations' minutes, weighted as in the hourly occupancy, so a
     streak is never longer than the station's empty (resp. full) minutes and hour ends do not break it.
+
+    Rows arrive in (hour, station, time) order. Runs are first cut inside each (hour, station) block
+    with neighbour comparisons only, then the few resulting segments are chained across hours per
+    station: no sort on string codes over the day's rows.
     """
-    ts = pl.col("snapshot_ts")
-    by_station = "station_code"
-    gap_break = ((ts - ts.shift(1).over(by_station)) > thresholds.max_gap).fill_null(True)
-
-    def run_id(flag: str) -> pl.Expr:
-        changed = pl.col(flag).ne_missing(pl.col(flag).shift(1).over(by_station))
-        return (gap_break | changed).cum_sum().over(by_station).alias(f"_{flag}_run")
-
-    # rows come in (hour, station, time) order, so each station's rows are in time order for `over`
-    runs = (
-        with_observation_minutes(rows, thresholds.max_gap)
-        .lazy()
-        .with_columns(run_id("is_empty"), run_id("is_full"))
+    gap = thresholds.max_gap
+    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
+    us, state = pl.col("observed_us"), pl.col("_state")
+    timed = with_observed_us(rows, gap).with_columns(
+        pl.when(pl.col("is_full"))
+        .then(FULL)
+        .when(pl.col("is_empty"))
+        .then(EMPTY)
+        .otherwise(OTHER)
+        .alias("_state")
     )
-
-    def longest(flag: str, name: str) -> pl.LazyFrame:
-        return (
-            runs.filter(pl.col(flag))
-            .group_by(by_station, f"_{flag}_run")
-            .agg(pl.col("minutes").sum())
-            .group_by(by_station)
-            .agg(pl.col("minutes").max().alias(name))
+    starts = (
+        (code != code.shift(1))
+        | (hour != hour.shift(1))
+        | (ts - ts.shift(1) > gap)
+        | (state != state.shift(1))
+    ).fill_null(True)
+    segments = (
+        timed.lazy()
+        .with_columns((us.cum_sum() - us).alias("_us_before"), ts.shift(1).alias("_previous_ts"))
+        .filter(starts)
+        .select(
+            code,
+            state,
+            ts.alias("_first_ts"),
+            pl.col("_previous_ts").shift(-1, fill_value=timed["snapshot_ts"].last()).alias("_last_ts"),
+            (
+                pl.col("_us_before").shift(-1, fill_value=timed["observed_us"].sum()) - pl.col("_us_before")
+            ).alias("_us"),
         )
-
-    return longest("is_empty", "longest_empty_streak_minutes").join(
-        longest("is_full", "longest_full_streak_minutes"), on=by_station, how="full", coalesce=True
+    )
+    continues = (state == state.shift(1).over(code)) & (
+        pl.col("_first_ts") - pl.col("_last_ts").shift(1).over(code) <= gap
+    )
+    runs = (
+        segments.with_columns((~continues.fill_null(False)).cum_sum().over(code).alias("_run"))
+        .filter(state != OTHER)
+        .group_by(code, state, "_run")
+        .agg(pl.col("_us").sum())
+    )
+    return runs.group_by(code).agg(
+        (pl.col("_us").filter(state == EMPTY).max() / US_PER_MINUTE).alias("longest_empty_streak_minutes"),
+        (pl.col("_us").filter(state == FULL).max() / US_PER_MINUTE).alias("longest_full_streak_minutes"),
     )
 
 
