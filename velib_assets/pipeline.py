@@ -70,17 +70,17 @@ def run_days(
     stages += [
         (
             "hourly chain " + " .. ".join(hour_range(first, last)),
-            defs.get_job_def(hourly_snapshots_job.name),
+            defs.resolve_job_def(hourly_snapshots_job.name),
             range_tags(*hour_range(first, last)),
         ),
         (
             f"daily marts {first} .. {last}",
-            defs.get_job_def(daily_rankings_job.name),
+            defs.resolve_job_def(daily_rankings_job.name),
             range_tags(first.isoformat(), last.isoformat()),
         ),
     ]
     if views:
-        stages.append(("duckdb views", defs.get_job_def(serving_job.name), {}))
+        stages.append(("duckdb views", defs.resolve_job_def(serving_job.name), {}))
     results = []
     for name, job, tags in stages:
         progress(f"[{len(results) + 1}/{len(stages)}] {name} ...")

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,6 +171,11 @@ class FeedServer:
     def served_times(self) -> list[int]:
         with self._lock:
             return list(self.served)
+
+    def set_step(self, step: timedelta) -> None:
+        """Change how far the feed clock moves per read (small steps: no hour closes for a while)."""
+        with self._lock:
+            self._step = int(step.total_seconds())
 
     def __enter__(self) -> "FeedServer":
         self._thread.start()
@@ -323,7 +328,7 @@ def wait_for(
     probe: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.5,
     diagnostics: Callable[[], str] = lambda: "",
 ) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` and `diagnostics()` if it never does."""
+    """Poll `probe` until it returns something truthy; else fail naming `what`, with `diagnostics()`."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -344,7 +349,7 @@ def wait_for(
 RUN_WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 DAEMON_HEALTH = """
-{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }
+{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } } }
 """
 WORKSPACE = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
@@ -480,6 +485,19 @@ class Deployment:
         env.update(self.extra_env)
         return env
 
+    def crash(self, name: str) -> None:
+        """SIGKILL a service and everything it started, as if its container died."""
+        self.processes[name].kill()
+
+    def restart(self, name: str) -> None:
+        self.processes[name].start()
+
+    def descendants(self, name: str) -> set[int]:
+        try:
+            return {p.pid for p in psutil.Process(self.processes[name].pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
+
     # waiting and diagnostics
 
     def diagnostics(self) -> str:
@@ -489,7 +507,9 @@ class Deployment:
             parts.append(f"--- {name} ({state}), last lines:\n{process.tail()}")
         return "\n".join(parts)
 
-    def wait_for(self, probe: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.5) -> T:
+    def wait_for(
+        self, probe: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.5
+    ) -> T:
         return wait_for(probe, timeout_s, what, interval_s, self.diagnostics)
 
     def _code_server_healthy(self) -> bool:
@@ -497,7 +517,8 @@ class Deployment:
         if not process.alive():
             raise DeploymentError(f"the code server exited\n{self.diagnostics()}")
         check = subprocess.run(
-            [str(VENV_BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(self.grpc_port)],
+            [str(VENV_BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1",
+             "-p", str(self.grpc_port)],
             capture_output=True, env=self._env(), cwd=self.workdir, timeout=60,
         )
         return check.returncode == 0
@@ -505,15 +526,17 @@ class Deployment:
     def _location_loaded(self) -> bool:
         entries = self.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
         entry = next(e for e in entries if e["name"] == LOCATION_NAME)
-        if entry["locationOrLoadError"]["__typename"] == "PythonError":
-            raise DeploymentError(f"code location failed to load: {entry['locationOrLoadError']['message']}")
-        return entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        loaded = entry["locationOrLoadError"]
+        if loaded["__typename"] == "PythonError":
+            raise DeploymentError(f"code location failed to load: {loaded['message']}")
+        return entry["loadStatus"] == "LOADED" and loaded["__typename"] == "RepositoryLocation"
 
-    def daemons_healthy(self) -> list[str]:
-        """The required daemon types, once every one of them reports healthy (else an empty list)."""
+    def daemons_healthy(self, since: float = 0.0) -> list[str]:
+        """The required daemon types once each reports healthy with a heartbeat after `since` (else [])."""
         statuses = self.graphql(DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
         required = [s for s in statuses if s["required"]]
-        return [s["daemonType"] for s in required] if all(s["healthy"] for s in required) else []
+        fresh = all(s["healthy"] and (s["lastHeartbeatTime"] or 0) > since for s in required)
+        return [s["daemonType"] for s in required] if fresh else []
 
     # the webserver's GraphQL API
 
@@ -538,7 +561,10 @@ class Deployment:
     def asset_graph(self) -> dict[str, set[str]]:
         """Asset key (slash-joined) -> keys of its upstream assets, as the webserver serves it."""
         nodes = self.graphql(ASSET_GRAPH)["assetNodes"]
-        return {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
+        return {
+            "/".join(node["assetKey"]["path"]): {"/".join(dep["path"]) for dep in node["dependencyKeys"]}
+            for node in nodes
+        }
 
     # Dagster's tables in PostgreSQL
 
@@ -633,7 +659,8 @@ class RunRow:
 def recorded_feed(start: datetime, step: timedelta) -> Iterator[FeedServer]:
     """The Vélib' GBFS feed recorded on 2025-10-18 (bundled sample), replayed on a local port."""
     recorded = recorded_gbfs_dir()
-    with FeedServer(recorded / "station_status.json", recorded / "station_information.json", start, step) as feed:
+    status, information = recorded / "station_status.json", recorded / "station_information.json"
+    with FeedServer(status, information, start, step) as feed:
         yield feed
 
 
@@ -645,4 +672,4 @@ def recorded_gbfs_dir() -> Path:
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)

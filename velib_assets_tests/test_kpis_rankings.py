@@ -138,3 +138,52 @@ def test_stations_never_in_service_are_not_ranked():
     t = datetime(2024, 11, 4, 10, tzinfo=UTC)
     rows = [snap(t, "empty", code="16107"), snap(t, "empty", code="16108", is_installed=False)]
     assert rank_day(rows, date(2024, 11, 4))["station_code"].to_list() == ["16107"]
+
+
+def brute_force_streaks(rows: list[dict], max_gap: timedelta) -> dict[str, tuple[float, float]]:
+    """The streak definition read literally, one observation at a time."""
+    result = {}
+    for code in {row["station_code"] for row in rows}:
+        mine = sorted((r for r in rows if r["station_code"] == code), key=lambda r: r["snapshot_ts"])
+        longest = {"empty": 0.0, "full": 0.0}
+        current = {"empty": 0.0, "full": 0.0}
+        previous = None
+        for i, row in enumerate(mine):
+            ts = row["snapshot_ts"]
+            window_end = ts.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            ends = [ts + max_gap, window_end] + ([mine[i + 1]["snapshot_ts"]] if i + 1 < len(mine) else [])
+            minutes = (min(ends) - ts) / timedelta(minutes=1)
+            for state in ("empty", "full"):
+                linked = previous is not None and ts - previous <= max_gap
+                if row["bikes" if state == "empty" else "docks"] == 0:
+                    current[state] = (current[state] if linked else 0.0) + minutes
+                    longest[state] = max(longest[state], current[state])
+                else:
+                    current[state] = 0.0
+            previous = ts
+        result[code] = (longest["empty"], longest["full"])
+    return result
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_streaks_match_a_literal_reading_of_the_definition(seed):
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for code in ("16107", "16108", "16109"):
+        ts = datetime(2024, 11, 4, 9, 0, tzinfo=UTC)
+        while ts < datetime(2024, 11, 4, 13, 0, tzinfo=UTC):
+            rows.append(snap(ts, rng.choice(["empty", "empty", "full", "ok"]), code=code))
+            ts += timedelta(seconds=rng.choice([30, 60, 90, 600, 900, 1000, 1500]))
+    ranking = rank_day(rows, date(2024, 11, 4))
+    expected = brute_force_streaks(rows, THRESHOLDS.max_gap)
+    got = {
+        code: (empty, full)
+        for code, empty, full in ranking.select(
+            "station_code", "longest_empty_streak_minutes", "longest_full_streak_minutes"
+        ).rows()
+    }
+    assert got.keys() == expected.keys()
+    for code, (empty, full) in expected.items():
+        assert got[code] == (pytest.approx(empty), pytest.approx(full))

@@ -20,6 +20,7 @@ def report_path(store: LakeResource, day: str):
 @dg.asset(
     deps=[RANKINGS, DISTRICT_OCCUPANCY, REFERENCE],
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="reports",
     kinds={"html"},
     owners=OWNERS,
