@@ -7,17 +7,19 @@ from velib_assets.defs.resources import build_resources
 from velib_assets.defs.sensors import velib_snapshot_sensor
 
 defs = dg.Definitions(
-    assets=[
-        ingestion.velib_landing,
-        ingestion.raw_station_snapshots,
-        staging.station_reference,
-        staging.clean_stations,
-        marts.station_occupancy,
-        marts.district_occupancy,
-        marts.critical_station_rankings,
-        serving.duckdb_views,
-        reports.velib_report,
-    ],
+    assets=dg.with_source_code_references(
+        [
+            ingestion.velib_landing,
+            ingestion.raw_station_snapshots,
+            staging.station_reference,
+            staging.clean_stations,
+            marts.station_occupancy,
+            marts.district_occupancy,
+            marts.critical_station_rankings,
+            serving.duckdb_views,
+            reports.velib_report,
+        ]
+    ),
     asset_checks=[ingestion.landing_freshness],
     jobs=[jobs.hourly_snapshots_job, jobs.daily_rankings_job, jobs.serving_job, jobs.landing_checks_job],
     sensors=[velib_snapshot_sensor],

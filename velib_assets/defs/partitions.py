@@ -1,15 +1,10 @@
 """Hourly and daily partitions in Europe/Paris (DST days have 23 or 25 hourly partitions)."""
 
-import warnings
 from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from velib_assets.settings import TIMEZONE, partitions_start
-
-# `backfill_policy` is marked beta in Dagster 1.13; single-run backfills are a deliberate choice here
-# (a month must be one run, not 720), so its notice is not repeated on every load.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=f"{partitions_start()}-00:00", timezone=TIMEZONE, fmt="%Y-%m-%d-%H:%M"

@@ -1,6 +1,7 @@
 """Resources: where data lives, how feeds are reached, and the KPI thresholds, all from the environment."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -77,8 +78,6 @@ class KpiResource(dg.ConfigurableResource):
     expected_snapshots_per_hour: int = 60
 
     def thresholds(self) -> KpiThresholds:
-        from datetime import timedelta
-
         return KpiThresholds(
             max_gap=timedelta(minutes=self.max_gap_minutes),
             nearly_empty_rate=self.nearly_empty_rate,
@@ -96,17 +95,30 @@ def _env_number(name: str, default: object) -> object:
     return dg.EnvVar.int(name) if os.environ.get(name, "").strip() else default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
 def build_resources() -> dict[str, object]:
     data_dir = settings.data_dir()
+    thresholds = KpiThresholds.from_env()
     return {
         "lake_store": LakeResource(data_dir=_env(settings.ENV_DATA_DIR, str(data_dir))),
         "feed": FeedResource(
             source=_env(settings.ENV_SOURCE, "gbfs"),
             gbfs_url=_env(settings.ENV_GBFS_URL, settings.DEFAULT_GBFS_URL),
             opendata_url=_env(settings.ENV_OPENDATA_URL, settings.DEFAULT_OPENDATA_URL),
+            connect_timeout_s=_env_float(settings.ENV_CONNECT_TIMEOUT, 5.0),
+            read_timeout_s=_env_float(settings.ENV_READ_TIMEOUT, 10.0),
             max_retries=_env_number(settings.ENV_MAX_RETRIES, 2),
             max_response_bytes=_env_number(settings.ENV_MAX_BYTES, 20 * 1024 * 1024),
         ),
-        "kpi": KpiResource(),
+        "kpi": KpiResource(
+            max_gap_minutes=thresholds.max_gap.total_seconds() / 60,
+            nearly_empty_rate=thresholds.nearly_empty_rate,
+            nearly_full_rate=thresholds.nearly_full_rate,
+            stale_hours=thresholds.stale_after.total_seconds() / 3600,
+        ),
         "duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb")),
     }

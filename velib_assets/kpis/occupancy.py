@@ -88,18 +88,30 @@ def district_label(arrondissement: pl.Expr, commune: pl.Expr) -> pl.Expr:
     )
 
 
-def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows in (hour_start, station_code, snapshot_ts) order, sorted only when they are not already.
+def _ahead(*names: str) -> pl.Expr:
+    """Each row strictly after the previous one in lexicographic order of `names` (null on row 0)."""
+    first, *rest = (pl.col(name) for name in names)
+    after = first > first.shift(1)
+    if rest:
+        after = after | ((first == first.shift(1)) & _ahead(*names[1:]))
+    return after
 
-    Clean partitions come sorted by (station_code, snapshot_ts) and a range of them in hour order, so
-    the usual case costs one vectorised comparison instead of a sort on string codes.
+
+def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (hour_start, station_code, snapshot_ts) order, sorting as little as the input allows.
+
+    A range of clean partitions read in hour order is already in that order; one clean frame over
+    several hours is in (station_code, snapshot_ts) order and needs only a stable sort on the hour.
+    Either check is one vectorised pass, far cheaper than sorting string codes.
     """
-    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
-    ahead = (hour > hour.shift(1)) | (
-        (hour == hour.shift(1)) & ((code > code.shift(1)) | ((code == code.shift(1)) & (ts > ts.shift(1))))
-    )
-    if frame.select(ahead.slice(1).all(ignore_nulls=False)).item() is True:
+    in_order = frame.select(
+        _ahead(*WINDOW_ORDER).slice(1).all(ignore_nulls=False).alias("window"),
+        _ahead("station_code", "snapshot_ts").slice(1).all(ignore_nulls=False).alias("station"),
+    ).row(0, named=True)
+    if in_order["window"] is True:
         return frame
+    if in_order["station"] is True:
+        return frame.sort("hour_start", maintain_order=True)
     return frame.sort(*WINDOW_ORDER)
 
 

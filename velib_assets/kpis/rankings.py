@@ -40,9 +40,9 @@ def _longest_streaks(rows: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFr
     Its length is the sum of the observations' minutes, weighted as in the hourly occupancy, so a
     streak is never longer than the station's empty (resp. full) minutes and hour ends do not break it.
 
-    Rows arrive in (hour, station, time) order. Runs are first cut inside each (hour, station) block
-    with neighbour comparisons only, then the few resulting segments are chained across hours per
-    station: no sort on string codes over the day's rows.
+    `with_observed_us` puts rows in (hour, station, time) order. Runs are first cut inside each
+    (hour, station) block with neighbour comparisons only, then the resulting segments (far fewer
+    than rows) are chained across hours per station: no sort on string codes over the day's rows.
     """
     gap = thresholds.max_gap
     hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
