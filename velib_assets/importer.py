@@ -13,6 +13,7 @@ from velib_assets.sources.recorded import read_recorded
 @dataclass
 class ImportReport:
     imported: list[Path] = field(default_factory=list)
+    landed: list[landing.Capture] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     rejected: list[tuple[Path, str]] = field(default_factory=list)
 
@@ -51,6 +52,10 @@ def import_paths(paths: Iterable[Path], landing_root: Path, earliest: datetime) 
                 )
             )
             continue
-        _, created = landing.write_capture(landing_root, recorded.capture_time, recorded.fmt, recorded.body)
+        target, created = landing.write_capture(
+            landing_root, recorded.capture_time, recorded.fmt, recorded.body
+        )
         (report.imported if created else report.skipped).append(path)
+        if created:
+            report.landed.append(landing.Capture(recorded.capture_time, recorded.fmt, target))
     return report

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from velib_assets import lake
+from velib_assets import lake, landing
 from velib_assets.definitions import defs
+from velib_assets.defs.ingestion import velib_landing
 from velib_assets.defs.jobs import daily_rankings_job, hourly_snapshots_job, serving_job
 from velib_assets.defs.partitions import hour_key
 from velib_assets.defs.staging import REFERENCE
@@ -42,6 +43,21 @@ def instance_for_cli() -> dg.DagsterInstance:
             (home / "dagster.yaml").write_text(config.read_text())
         os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+def report_landed(instance: dg.DagsterInstance, captures: list[landing.Capture]) -> None:
+    """Record imported captures as events of `velib_landing`, one per hour, as the sensor does."""
+    by_hour: dict[str, list[landing.Capture]] = {}
+    for capture in captures:
+        by_hour.setdefault(hour_key(capture.capture_time), []).append(capture)
+    for key, landed in sorted(by_hour.items()):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=velib_landing.key,
+                partition=key,
+                metadata={"captures_imported": len(landed), "newest": landed[-1].path.name},
+            )
+        )
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:

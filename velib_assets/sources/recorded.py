@@ -47,8 +47,15 @@ def name_time(name: str) -> tuple[datetime, bool] | None:
     return naive.replace(tzinfo=offset).astimezone(UTC), True
 
 
+CAPTURE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
+
+
 def detect_format(path: Path, body: bytes) -> str:
     name = path.name.lower().removesuffix(".gz")
+    if not name.endswith(CAPTURE_SUFFIXES):
+        raise CaptureParseError(
+            f"not a capture file (expected one of {', '.join(CAPTURE_SUFFIXES)}, optionally .gz)"
+        )
     if name.endswith(".parquet"):
         return formats.OPENDATA_PARQUET
     if name.endswith(".csv"):
