@@ -6,6 +6,7 @@ unreachable feed is a skip with its reason; nothing is landed unless it parses.
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,8 @@ from velib_assets.sources.http import FeedError
 from velib_assets.sources.opendata import OpendataClient
 
 INFORMATION_MAX_AGE = timedelta(hours=1)
+INFORMATION_TIME_BUDGET_S = 20.0
+"""Fetch station_information only if the status fetch left this much of the sensor's 60 s timeout."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def _known_codes(root: Path) -> set[str] | None:
 
 
 def poll_gbfs(client: GbfsClient, root: Path, state: PollState) -> PollOutcome:
+    started = time.monotonic()
     try:
         status = client.station_status()
     except FeedError as exc:
@@ -121,7 +125,10 @@ def poll_gbfs(client: GbfsClient, root: Path, state: PollState) -> PollOutcome:
     info_time = datetime.fromisoformat(state.information_time) if state.information_time else None
     known = _known_codes(root)
     unknown = known is not None and not set(frame["station_code"].drop_nulls().to_list()) <= known
-    if info_time is None or capture_time - info_time > INFORMATION_MAX_AGE or unknown or known is None:
+    wanted = info_time is None or capture_time - info_time > INFORMATION_MAX_AGE or unknown or known is None
+    if wanted and time.monotonic() - started > INFORMATION_TIME_BUDGET_S:
+        notes.append("station_information deferred to the next tick: the status fetch was slow")
+    elif wanted:
         try:
             info = client.station_information()
             formats.gbfs_info_frame(formats.load_json(info.fetched.body))

@@ -34,25 +34,33 @@ def feed_urls(discovery: object) -> dict[str, str]:
 
 
 class GbfsClient:
+    """Discovery is remembered per process (a sensor polls every minute; feeds move once in years)
+    and forgotten as soon as a feed it pointed to fails, so a moved feed is found again."""
+
+    _discovered: dict[str, dict[str, str]] = {}
+
     def __init__(self, http: HttpClient, discovery_url: str) -> None:
         self.http = http
         self.discovery_url = discovery_url
-        self._urls: dict[str, str] | None = None
 
     def urls(self) -> dict[str, str]:
-        if self._urls is None:
+        if self.discovery_url not in self._discovered:
             fetched = self.http.get(self.discovery_url)
             try:
-                self._urls = feed_urls(load_json(fetched.body))
+                self._discovered[self.discovery_url] = feed_urls(load_json(fetched.body))
             except CaptureParseError as exc:
                 raise FeedError(f"{self.discovery_url}: {exc}") from exc
-        return self._urls
+        return self._discovered[self.discovery_url]
 
     def _fetch(self, feed: str) -> GbfsCapture:
         url = self.urls().get(feed)
         if url is None:
             raise FeedError(f"{self.discovery_url}: no {feed} feed listed")
-        fetched = self.http.get(url)
+        try:
+            fetched = self.http.get(url)
+        except FeedError:
+            self._discovered.pop(self.discovery_url, None)
+            raise
         try:
             document = load_json(fetched.body)
         except CaptureParseError as exc:
