@@ -31,6 +31,7 @@ class PollState:
     digest: str | None = None
     information_time: str | None = None
     ranked_through: str | None = None
+    last_closed_day: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -87,6 +88,8 @@ def poll_opendata(client: OpendataClient, root: Path, state: PollState) -> PollO
         capture, created, stations = land_status(root, fetched.body, formats.OPENDATA_JSON, capture_time)
     except CaptureParseError as exc:
         return PollOutcome(state, skip_reason=f"broken feed: {fetched.url}: {exc}")
+    if not created and capture.path.read_bytes() != fetched.body:
+        return PollOutcome(state, skip_reason=f"another capture already landed at {capture_time}; next tick")
     new_state = replace(state, feed_time=capture_time.isoformat(), digest=digest)
     return PollOutcome(new_state, capture, created, stations, len(fetched.body))
 

@@ -31,7 +31,7 @@ def write_parquet(frame: pl.DataFrame, directory: Path) -> Path:
     target = directory / PART_FILE
     tmp = directory / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

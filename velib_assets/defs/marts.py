@@ -13,7 +13,7 @@ from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import daily_partitions, hourly_partitions, local_day
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.defs.staging import CLEAN
-from velib_assets.defs.windows import run_windows
+from velib_assets.defs.windows import Window, map_windows, run_windows
 from velib_assets.kpis.clean import CLEAN_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.occupancy import district_occupancy as district_rollup
@@ -60,13 +60,14 @@ def day_hour_dirs(root: Path, asset: str, day: date) -> list[Path]:
 )
 def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     thresholds = kpi.thresholds()
-    frames = []
-    for window in run_windows(context, hourly_partitions):
+
+    def occupancy_of_hour(window: Window) -> pl.DataFrame:
         clean = lake.scan([lake.hour_dir(lake_store.lake, CLEAN, window.start)], CLEAN_SCHEMA)
         occupancy = station_window(clean, window.start, window.end, thresholds)
         lake.write_parquet(occupancy, lake.hour_dir(lake_store.lake, STATION_OCCUPANCY, window.start))
-        frames.append(occupancy)
-    occupancy = pl.concat(frames)
+        return occupancy
+
+    occupancy = pl.concat(map_windows(occupancy_of_hour, run_windows(context, hourly_partitions)))
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": occupancy.height,
@@ -94,15 +95,15 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
     ),
 )
 def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
-    frames = []
-    for window in run_windows(context, hourly_partitions):
+    def districts_of_hour(window: Window) -> pl.DataFrame:
         stations = lake.scan(
             [lake.hour_dir(lake_store.lake, STATION_OCCUPANCY, window.start)], STATION_OCCUPANCY_SCHEMA
         )
         districts = district_rollup(stations).sort("district")
         lake.write_parquet(districts, lake.hour_dir(lake_store.lake, DISTRICT_OCCUPANCY, window.start))
-        frames.append(districts)
-    districts = pl.concat(frames)
+        return districts
+
+    districts = pl.concat(map_windows(districts_of_hour, run_windows(context, hourly_partitions)))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": districts.height,
@@ -129,8 +130,8 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     thresholds = kpi.thresholds()
-    frames = []
-    for key in context.partition_keys:
+
+    def rank(key: str) -> pl.DataFrame:
         day = local_day(key)
         occupancy = lake.scan(
             day_hour_dirs(lake_store.lake, STATION_OCCUPANCY, day), STATION_OCCUPANCY_SCHEMA
@@ -140,7 +141,9 @@ def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: Lak
         )
         ranking = rank_day(occupancy, clean, day, thresholds)
         lake.write_parquet(ranking, lake.day_dir(lake_store.lake, RANKINGS, day))
-        frames.append(ranking)
+        return ranking
+
+    frames = map_windows(rank, context.partition_keys)
     rankings = pl.concat(frames)
     yield dg.MaterializeResult(
         metadata={

@@ -7,7 +7,7 @@ and the first hour closed on a new local day requests the previous day's ranking
 """
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 
@@ -30,14 +30,15 @@ def closing_requests(
         dg.RunRequest(run_key=closed_hour, job_name=hourly_snapshots_job.name, partition_key=closed_hour),
         dg.RunRequest(run_key=f"landing-check:{closed_hour}", job_name=landing_checks_job.name),
     ]
-    day_before = day_key(previous - timedelta(hours=1))
-    if day_key(previous) != day_before and state.ranked_through != day_before:
-        # `previous` is the first hour of a day: the day before has had its last hourly run requested.
+    closed_day, finished = day_key(previous), state.last_closed_day
+    if finished and finished != closed_day and state.ranked_through != finished:
+        # An hour of a later day closed: every hourly run of `finished` has been requested.
         requests += [
-            dg.RunRequest(run_key=day_before, job_name=daily_rankings_job.name, partition_key=day_before),
-            dg.RunRequest(run_key=f"views:{day_before}", job_name=serving_job.name),
+            dg.RunRequest(run_key=finished, job_name=daily_rankings_job.name, partition_key=finished),
+            dg.RunRequest(run_key=f"views:{finished}", job_name=serving_job.name),
         ]
-        state = replace(state, ranked_through=day_before)
+        state = replace(state, ranked_through=finished)
+    state = replace(state, last_closed_day=closed_day)
     return requests, state
 
 

@@ -1,5 +1,7 @@
 """Staging: the station reference and clean, deduplicated station rows (plus their quarantine)."""
 
+from dataclasses import dataclass
+
 import dagster as dg
 import polars as pl
 
@@ -9,7 +11,7 @@ from velib_assets.defs.ingestion import OWNERS, RAW, raw_station_snapshots
 from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import hourly_partitions
 from velib_assets.defs.resources import FeedResource, KpiResource, LakeResource
-from velib_assets.defs.windows import run_windows
+from velib_assets.defs.windows import Window, map_windows, run_windows
 from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
 from velib_assets.reference import build_reference, load_bundled_reference
 from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
@@ -119,39 +121,53 @@ CLEAN_CHECKS = [
 def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     reference = read_reference(lake_store)
     thresholds = kpi.thresholds()
-    per_hour_checks: list[list[dg.AssetCheckResult]] = []
-    rows = in_service = quarantined = 0
-    stations: set[str] = set()
-    reasons: dict[str, int] = {}
-    preview = pl.DataFrame(schema=CLEAN_SCHEMA)
-    for window in run_windows(context, hourly_partitions):
+
+    def clean_hour(window: Window) -> CleanedHour:
         raw = lake.scan([lake.hour_dir(lake_store.lake, RAW, window.start)], RAW_SCHEMA)
         result = clean_snapshots(raw, reference, thresholds)
         lake.write_parquet(result.clean, lake.hour_dir(lake_store.lake, CLEAN, window.start))
         lake.write_parquet(result.quarantine, lake.hour_dir(lake_store.lake, QUARANTINE, window.start))
-        per_hour_checks.append([check(result.clean) for check in CLEAN_CHECK_FUNCTIONS])
-        rows += result.clean.height
-        in_service += int(result.clean["in_service"].sum() or 0)
-        stations.update(result.clean["station_code"].unique().to_list())
-        quarantined += result.quarantine.height
-        for reason, count in result.quarantine["reason"].value_counts().iter_rows():
+        # Only what the metadata needs is kept: a month of clean rows must not pile up in memory.
+        return CleanedHour(
+            rows=result.clean.height,
+            in_service=int(result.clean["in_service"].sum() or 0),
+            stations=frozenset(result.clean["station_code"].unique().to_list()),
+            reasons=dict(result.quarantine["reason"].value_counts().iter_rows()),
+            preview=result.clean.head(10),
+            checks=[check(result.clean) for check in CLEAN_CHECK_FUNCTIONS],
+        )
+
+    hours = map_windows(clean_hour, run_windows(context, hourly_partitions))
+    rows = sum(h.rows for h in hours)
+    reasons: dict[str, int] = {}
+    for hour in hours:
+        for reason, count in hour.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + count
-        if preview.is_empty():
-            preview = result.clean.head(10)
+    preview = next((h.preview for h in hours if h.rows), hours[0].preview)
     yield dg.MaterializeResult(
         asset_key=CLEAN,
         metadata={
             "dagster/row_count": rows,
-            "distinct_stations": len(stations),
-            "in_service_share": round(in_service / rows, 4) if rows else 0.0,
+            "distinct_stations": len(frozenset().union(*(h.stations for h in hours))),
+            "in_service_share": round(sum(h.in_service for h in hours) / rows, 4) if rows else 0.0,
             "preview": dg.MetadataValue.md(markdown_table(preview)),
         },
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE,
-        metadata={"dagster/row_count": quarantined, "reasons": dg.MetadataValue.json(reasons)},
+        metadata={"dagster/row_count": sum(reasons.values()), "reasons": dg.MetadataValue.json(reasons)},
     )
-    yield from checks.merge_hourly(per_hour_checks)
+    yield from checks.merge_hourly([h.checks for h in hours])
+
+
+@dataclass(frozen=True)
+class CleanedHour:
+    rows: int
+    in_service: int
+    stations: frozenset[str]
+    reasons: dict[str, int]
+    preview: pl.DataFrame
+    checks: list[dg.AssetCheckResult]
 
 
 CLEAN_CHECK_FUNCTIONS = (

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import struct
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -69,11 +70,22 @@ def load_json(body: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()) - 1:
+        if _truncated(text, exc):
             raise CaptureParseError(f"truncated JSON at byte {exc.pos}") from exc
         raise CaptureParseError(f"invalid JSON at byte {exc.pos}: {exc.msg}") from exc
     except UnicodeDecodeError as exc:
         raise CaptureParseError(f"not UTF-8 text ({exc.reason})") from exc
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _truncated(text: bytes, exc: json.JSONDecodeError) -> bool:
+    """The body stopped before the document closed: inside a string, or with brackets still open."""
+    if exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
+        return True
+    bare = _JSON_STRING.sub(b"", text)
+    return bare.count(b"[") + bare.count(b"{") > bare.count(b"]") + bare.count(b"}")
 
 
 def gbfs_feed_time(document: Any) -> datetime | None:

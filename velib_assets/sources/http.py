@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -96,6 +97,8 @@ class HttpClient:
         except requests.Timeout as exc:
             raise FeedError(f"{url}: timed out ({exc.__class__.__name__})") from exc
         except requests.ConnectionError as exc:
+            if _timed_out(exc):
+                raise FeedError(f"{url}: timed out (read timeout {s.read_timeout_s} s)") from exc
             raise FeedError(f"{url}: unreachable ({exc.__class__.__name__})") from exc
         except requests.RequestException as exc:
             raise FeedError(f"{url}: request failed ({exc})") from exc
@@ -118,3 +121,10 @@ class HttpClient:
                 raise FeedError(f"{url}: body exceeds the {limit}-byte bound")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _timed_out(exc: requests.ConnectionError) -> bool:
+    """requests reports a read timeout as ConnectionError once retries are spent or mid-body."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the last error
+    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)

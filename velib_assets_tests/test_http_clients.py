@@ -1,0 +1,343 @@
+"""The real HTTP clients against a local server serving recorded payloads, and the feed's failure modes."""
+
+import json
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+from velib_assets import capture
+from velib_assets.capture import PollState
+from velib_assets.settings import USER_AGENT
+from velib_assets.sources import formats
+from velib_assets.sources.formats import CaptureParseError
+from velib_assets.sources.gbfs import GbfsClient
+from velib_assets.sources.http import FeedError, HttpClient, HttpSettings
+from velib_assets.sources.opendata import RECORDS_PAGE_LIMIT, RECORDS_WINDOW, OpendataClient
+
+from .conftest import GBFS_INFO_2025, GBFS_STATUS_2025, drain, sample_bytes
+
+FAST = HttpSettings(connect_timeout_s=1.0, read_timeout_s=1.0, max_retries=2, backoff_s=0.01)
+EXPORT = "opendata-exports-5min/velib_data_20241103_173501.json.gz"
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head><body></body></html>"
+
+
+def client(**changes: object) -> HttpClient:
+    return HttpClient(HttpSettings(**{**FAST.__dict__, **changes}))
+
+
+def requested_paths(httpserver) -> list[str]:
+    return [request.path for request, _ in httpserver.log]
+
+
+def landed_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+# --- success paths -------------------------------------------------------------------------------------
+def test_gbfs_discovery_then_status_and_information(httpserver, gbfs_discovery):
+    status_body, info_body = GBFS_STATUS_2025.read_bytes(), GBFS_INFO_2025.read_bytes()
+    httpserver.expect_request("/station_status.json").respond_with_data(
+        status_body, content_type="application/json"
+    )
+    httpserver.expect_request("/station_information.json").respond_with_data(
+        info_body, content_type="application/json"
+    )
+    gbfs = GbfsClient(client(), gbfs_discovery)
+
+    status = gbfs.station_status()
+    info = gbfs.station_information()
+
+    assert status.fetched.body == status_body
+    assert info.fetched.body == info_body
+    assert status.fetched.url == httpserver.url_for("/station_status.json")
+    assert status.feed_time == datetime(2025, 10, 18, 9, 9, 16, tzinfo=UTC)  # lastUpdatedOther 1760778556
+    assert info.feed_time == datetime.fromtimestamp(1760778679, UTC)
+    assert formats.parse_gbfs_status(status.fetched.body, status.feed_time).height == 1495
+    assert requested_paths(httpserver) == ["/gbfs.json", "/station_status.json", "/station_information.json"]
+
+
+def test_gbfs_discovery_is_remembered_until_a_feed_fails(httpserver):
+    discoveries = iter(
+        [
+            {
+                "data": {
+                    "feeds": [{"name": "station_status", "url": httpserver.url_for("/station_status.json")}]
+                }
+            },
+            {"data": {"feeds": []}},
+        ]
+    )
+    statuses = iter(
+        [Response(GBFS_STATUS_2025.read_bytes(), content_type="application/json"), Response("gone", 404)]
+    )
+    httpserver.expect_request("/gbfs.json").respond_with_handler(
+        lambda _: Response(json.dumps(next(discoveries)), content_type="application/json")
+    )
+    httpserver.expect_request("/station_status.json").respond_with_handler(lambda _: next(statuses))
+    discovery_url = httpserver.url_for("/gbfs.json")
+
+    GbfsClient(client(), discovery_url).station_status()
+    with pytest.raises(FeedError, match="HTTP 404"):
+        GbfsClient(client(), discovery_url).station_status()  # a new client: discovery not fetched again
+    with pytest.raises(FeedError, match="no station_status feed listed"):
+        GbfsClient(client(), discovery_url).station_status()  # the failure made it look again
+
+    assert requested_paths(httpserver) == [
+        "/gbfs.json",
+        "/station_status.json",
+        "/station_status.json",
+        "/gbfs.json",
+    ]
+
+
+def test_gbfs_feed_not_listed_in_discovery_is_a_feed_error(httpserver):
+    httpserver.expect_request("/gbfs.json").respond_with_json({"data": {"feeds": []}})
+    with pytest.raises(FeedError, match="no station_status feed listed"):
+        GbfsClient(client(), httpserver.url_for("/gbfs.json")).station_status()
+
+
+def test_opendata_export_json_returns_the_recorded_bytes(httpserver):
+    export = sample_bytes(EXPORT)
+    httpserver.expect_request(
+        "/dataset/exports/json", query_string={"lang": "fr", "timezone": "UTC"}
+    ).respond_with_data(export, content_type="application/json; charset=utf-8")
+
+    fetched = OpendataClient(client(), httpserver.url_for("/dataset/")).export_json()
+
+    assert fetched.body == export
+    assert fetched.content_type.startswith("application/json")
+    assert formats.parse_opendata_json(fetched.body, fetched.fetched_at).height == 1485
+
+
+def test_gzip_content_encoding_is_decoded(httpserver):
+    stored = (Path(__file__).resolve().parents[1] / "velib_assets" / "sample" / EXPORT).read_bytes()
+    httpserver.expect_request("/dataset/exports/json").respond_with_data(
+        stored, content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    fetched = OpendataClient(client(), httpserver.url_for("/dataset")).export_json()
+    assert fetched.body == sample_bytes(EXPORT)
+
+
+def test_records_pages_in_a_stable_order_within_the_api_window(httpserver):
+    records = json.loads(sample_bytes(EXPORT))
+    seen: list[dict[str, str]] = []
+
+    def page(request: Request) -> Response:
+        seen.append(dict(request.args))
+        offset, limit = int(request.args["offset"]), int(request.args["limit"])
+        body = {"total_count": len(records), "results": records[offset : offset + limit]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/dataset/records").respond_with_handler(page)
+
+    got = OpendataClient(client(), httpserver.url_for("/dataset")).records(page_size=500)
+
+    assert got == records
+    assert len(seen) == 15  # 1,485 records in pages of 100
+    assert [int(args["offset"]) for args in seen] == list(range(0, 1500, 100))
+    for args in seen:
+        assert args["order_by"] == "stationcode"
+        assert int(args["limit"]) <= RECORDS_PAGE_LIMIT
+        assert int(args["offset"]) + int(args["limit"]) <= RECORDS_WINDOW
+
+
+def test_records_beyond_the_window_are_refused_without_crossing_it(httpserver):
+    seen: list[tuple[int, int]] = []
+
+    def page(request: Request) -> Response:
+        offset, limit = int(request.args["offset"]), int(request.args["limit"])
+        seen.append((offset, limit))
+        results = [{"stationcode": str(offset + i)} for i in range(limit)]
+        return Response(
+            json.dumps({"total_count": 25_000, "results": results}), content_type="application/json"
+        )
+
+    httpserver.expect_request("/dataset/records").respond_with_handler(page)
+
+    with pytest.raises(FeedError, match="more than 10000 records; use /exports/json"):
+        OpendataClient(client(), httpserver.url_for("/dataset")).records()
+    assert max(offset + limit for offset, limit in seen) == RECORDS_WINDOW
+
+
+def test_user_agent_is_sent(httpserver):
+    httpserver.expect_request("/feed.json").respond_with_data("[1]", content_type="application/json")
+    client().get(httpserver.url_for("/feed.json"))
+    client(user_agent="velib-tests/1.0").get(httpserver.url_for("/feed.json"))
+    agents = [request.headers.get("User-Agent") for request, _ in httpserver.log]
+    assert agents == [USER_AGENT, "velib-tests/1.0"]
+    assert USER_AGENT.startswith("velib_assets/")
+
+
+# --- retries ---------------------------------------------------------------------------------------------
+def test_429_waits_for_retry_after_then_succeeds(httpserver):
+    arrivals: list[float] = []
+
+    def stamp(response: Response):
+        def handler(_: Request) -> Response:
+            arrivals.append(time.monotonic())
+            return response
+
+        return handler
+
+    httpserver.expect_ordered_request("/feed.json").respond_with_handler(
+        stamp(Response("quota", status=429, headers={"Retry-After": "1", "X-RateLimit-Remaining": "0"}))
+    )
+    httpserver.expect_ordered_request("/feed.json").respond_with_handler(
+        stamp(Response("[1]", content_type="application/json"))
+    )
+
+    fetched = client().get(httpserver.url_for("/feed.json"))
+
+    assert fetched.body == b"[1]"
+    assert len(arrivals) == 2
+    assert 0.9 <= arrivals[1] - arrivals[0] < 2.5  # the 1 s Retry-After, not the 0.01 s backoff
+
+
+def test_retry_after_is_capped(httpserver):
+    httpserver.expect_ordered_request("/feed.json").respond_with_data(
+        "quota", status=429, headers={"Retry-After": "120"}
+    )
+    httpserver.expect_ordered_request("/feed.json").respond_with_data("[1]", content_type="application/json")
+    started = time.monotonic()
+    fetched = client(max_retry_after_s=0.3).get(httpserver.url_for("/feed.json"))
+    assert fetched.body == b"[1]"
+    assert 0.25 <= time.monotonic() - started < 2.0
+
+
+def test_500_is_retried_then_succeeds(httpserver):
+    for _ in range(2):
+        httpserver.expect_ordered_request("/feed.json").respond_with_data("oops", status=500)
+    httpserver.expect_ordered_request("/feed.json").respond_with_data("[1]", content_type="application/json")
+    assert client().get(httpserver.url_for("/feed.json")).body == b"[1]"
+    assert len(httpserver.log) == 3
+
+
+def test_500_until_retries_are_exhausted(httpserver):
+    httpserver.expect_request("/feed.json").respond_with_data("oops", status=500)
+    with pytest.raises(FeedError, match="HTTP 500") as raised:
+        client(max_retries=2).get(httpserver.url_for("/feed.json"))
+    assert httpserver.url_for("/feed.json") in str(raised.value)
+    assert len(httpserver.log) == 3  # the first try and two retries
+
+
+def test_404_is_not_retried(httpserver):
+    httpserver.expect_request("/feed.json").respond_with_data("missing", status=404)
+    with pytest.raises(FeedError, match="HTTP 404"):
+        client().get(httpserver.url_for("/feed.json"))
+    assert len(httpserver.log) == 1
+
+
+# --- broken answers --------------------------------------------------------------------------------------
+def test_slow_answer_times_out(httpserver):
+    release = threading.Event()
+
+    def slow(_: Request) -> Response:
+        release.wait(2.0)
+        return Response("[1]", content_type="application/json")
+
+    httpserver.expect_request("/feed.json").respond_with_handler(slow)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FeedError, match="timed out"):
+            client(read_timeout_s=0.2, max_retries=0).get(httpserver.url_for("/feed.json"))
+        assert time.monotonic() - started < 1.5
+    finally:
+        release.set()
+        drain(httpserver)
+
+
+def test_body_that_stalls_times_out(httpserver):
+    release = threading.Event()
+
+    def stalling(_: Request) -> Response:
+        def chunks():
+            yield b'[{"stationcode": "16107"}'
+            release.wait(2.0)
+            yield b"]"
+
+        return Response(chunks(), content_type="application/json")
+
+    httpserver.expect_request("/feed.json").respond_with_handler(stalling)
+    try:
+        with pytest.raises(FeedError, match="timed out"):
+            client(read_timeout_s=0.2, max_retries=0).get(httpserver.url_for("/feed.json"))
+    finally:
+        release.set()
+        drain(httpserver)
+
+
+def test_unreachable_host():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(FeedError, match="unreachable"):
+        client(max_retries=0).get(f"http://127.0.0.1:{port}/gbfs.json")
+
+
+def test_truncated_status_is_a_parse_error(httpserver, gbfs_discovery):
+    body = GBFS_STATUS_2025.read_bytes()
+    httpserver.expect_request("/station_status.json").respond_with_data(
+        body[: len(body) // 2], content_type="application/json"
+    )
+    with pytest.raises(FeedError, match="truncated JSON"):
+        GbfsClient(client(), gbfs_discovery).station_status()
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json"])
+def test_html_page_is_refused(httpserver, content_type):
+    httpserver.expect_request("/feed.json").respond_with_data(HTML_PAGE, content_type=content_type)
+    with pytest.raises(FeedError, match="HTML"):
+        client().get(httpserver.url_for("/feed.json"))
+
+
+def test_empty_body_is_refused(httpserver):
+    httpserver.expect_request("/feed.json").respond_with_data(b"  \n", content_type="application/json")
+    with pytest.raises(FeedError, match="empty body"):
+        client().get(httpserver.url_for("/feed.json"))
+
+
+def test_empty_opendata_export_is_not_landed(httpserver, tmp_path):
+    httpserver.expect_request("/dataset/exports/json").respond_with_data(
+        "[]", content_type="application/json"
+    )
+    opendata = OpendataClient(client(), httpserver.url_for("/dataset"))
+    assert opendata.export_json().body == b"[]"
+    with pytest.raises(CaptureParseError, match="empty station list"):
+        formats.parse_opendata_json(b"[]", datetime.now(UTC))
+
+    outcome = capture.poll_opendata(opendata, tmp_path, PollState())
+
+    assert "empty station list" in (outcome.skip_reason or "")
+    assert outcome.state == PollState()
+    assert landed_files(tmp_path) == []
+
+
+def test_gbfs_status_with_no_stations_is_not_landed(httpserver, gbfs_discovery, tmp_path):
+    empty = {"lastUpdatedOther": 1760778556, "ttl": 3600, "data": {"stations": []}}
+    httpserver.expect_request("/station_status.json").respond_with_json(empty)
+
+    outcome = capture.poll_gbfs(GbfsClient(client(), gbfs_discovery), tmp_path, PollState())
+
+    assert "empty station list" in (outcome.skip_reason or "")
+    assert outcome.state == PollState()
+    assert landed_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
+def test_oversized_body_is_refused(httpserver, streamed):
+    body = GBFS_STATUS_2025.read_bytes()
+    if streamed:  # no Content-Length: the bound must hold while reading
+        httpserver.expect_request("/feed.json").respond_with_handler(
+            lambda _: Response(iter([body[:40_000], body[40_000:]]), content_type="application/json")
+        )
+    else:
+        httpserver.expect_request("/feed.json").respond_with_data(body, content_type="application/json")
+    with pytest.raises(FeedError, match="exceeds the 65536-byte bound"):
+        client(max_bytes=65_536).get(httpserver.url_for("/feed.json"))
+    declared = httpserver.log[0][1].headers.get("Content-Length")
+    assert declared is None if streamed else declared == str(len(body))
