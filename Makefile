@@ -34,7 +34,7 @@ bench: install ## benchmarks/README.md: make bench DAYS=30
 	$(PY) -m benchmarks.run --days $(DAYS)
 
 deploy-check: install ## the production shape (docker/) run natively against local PostgreSQL
-	$(PY) -m pytest velib_assets_tests/test_deploy_native.py -v
+	$(PY) -m pytest velib_assets_tests/test_deploy_files.py velib_assets_tests/test_deploy_native.py -v
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import math
+import multiprocessing
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -169,8 +170,9 @@ def _flow_rates(local_hours: np.ndarray, weekend: bool, kind: np.ndarray) -> tup
         base = 0.12 + 0.35 * _bump(h, 13.0, 2.5)
         am, pm = 0.75 * _bump(h, 8.4, 0.9), 0.55 * _bump(h, 18.2, 1.2)
     k = kind[None, :]
-    out = base + np.where(k == 0, am, 0.0) + np.where(k == 1, pm, 0.0) + np.where(k == 2, 0.5 * (am + pm), 0.0)
-    inn = base + np.where(k == 0, pm, 0.0) + np.where(k == 1, am, 0.0) + np.where(k == 2, 0.5 * (am + pm), 0.0)
+    both = 0.5 * (am + pm)
+    out = base + np.where(k == 0, am, 0.0) + np.where(k == 1, pm, 0.0) + np.where(k == 2, both, 0.0)
+    inn = base + np.where(k == 0, pm, 0.0) + np.where(k == 1, am, 0.0) + np.where(k == 2, both, 0.0)
     out = np.where(k == 3, 1.8 * (base + 0.5 * (am + pm)), np.where(k == 4, 0.5 * base, out))
     inn = np.where(k == 3, 0.4 * base, np.where(k == 4, 1.4 * (base + 0.5 * (am + pm)), inn))
     return out, inn
@@ -302,7 +304,8 @@ def _write_day(args: tuple[Stations, date, int, int, Path]) -> tuple[int, int, i
     hour = window_start
     while hour < window_end:
         lo, hi = np.searchsorted(stamps, [hour.timestamp(), hour.timestamp() + 3600])
-        path = lake.write_parquet(frame.slice(int(lo), int(hi - lo)), lake.hour_dir(data_dir / "lake", RAW_ASSET, hour))
+        target = lake.hour_dir(data_dir / "lake", RAW_ASSET, hour)
+        path = lake.write_parquet(frame.slice(int(lo), int(hi - lo)), target)
         files += 1
         written += path.stat().st_size
         hour += timedelta(hours=1)
@@ -340,7 +343,9 @@ def generate(
     todo = [day for day in wanted if day.isoformat() not in manifest["days"]]
     jobs = [(stations, day, cadence_s, seed, data_dir) for day in todo]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a process whose Polars thread pool is running can deadlock.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             parts = list(pool.map(_write_day, jobs))
     else:
         parts = [_write_day(job) for job in jobs]

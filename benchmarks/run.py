@@ -21,6 +21,7 @@ import psutil
 from benchmarks import generate
 from benchmarks.rss import measure
 from benchmarks.workload import RANKING_COLUMNS
+from velib_assets.settings import partitions_start
 
 IMPLEMENTATIONS = {
     "project": "benchmarks.project",
@@ -91,12 +92,19 @@ def _clear_outputs(data_dir: Path) -> None:
         shutil.rmtree(data_dir / "lake" / asset, ignore_errors=True)
 
 
-def run_implementation(name: str, data_dir: Path, start: date, days: int, rows: int) -> tuple[dict, pl.DataFrame]:
+def run_implementation(
+    name: str, data_dir: Path, start: date, days: int, rows: int
+) -> tuple[dict, pl.DataFrame]:
     out = data_dir / "results" / f"{name}.parquet"
     out.unlink(missing_ok=True)
     _clear_outputs(data_dir)
-    env = {**os.environ, "VELIB_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / "dagster_home")}
-    (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
+    home = data_dir / "dagster_home"
+    if name == "project":  # a fresh SQLite instance per run, as on a new machine
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text("")
+    env = {**os.environ, "VELIB_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home),
+           "VELIB_PARTITIONS_START": min(start, date.fromisoformat(partitions_start())).isoformat()}
     command = [sys.executable, "-m", IMPLEMENTATIONS[name], "--data-dir", str(data_dir),
                "--start", start.isoformat(), "--days", str(days), "--out", str(out)]
     result = measure(command, env=env, cwd=Path(__file__).parent.parent)
@@ -130,12 +138,15 @@ def run(args: argparse.Namespace) -> dict:
         "raw_bytes": generated.bytes,
         "generation_s": round(generation_s, 2),
         "machine": machine(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     rankings: dict[str, pl.DataFrame] = {}
     for name in args.only:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        report[name], rankings[name] = run_implementation(name, data_dir, args.start, args.days, generated.rows)
-    if "project" in rankings:
+        report[name], rankings[name] = run_implementation(
+            name, data_dir, args.start, args.days, generated.rows
+        )
+    if "project" in rankings and len(rankings) > 1:
         report["agreement"] = {
             name: compare(rankings["project"], frame) for name, frame in rankings.items() if name != "project"
         }
@@ -151,6 +162,12 @@ def run(args: argparse.Namespace) -> dict:
                 report[name]["peak_rss_mib"] / report["project"]["peak_rss_mib"], 2)
             for name in rankings if name != "project"
         }
+    if not args.skip_micro:
+        print("running micro (sensor tick, parse rate, definitions load) ...", file=sys.stderr, flush=True)
+        micro = measure([sys.executable, "-m", "benchmarks.micro"], cwd=Path(__file__).parent.parent)
+        if micro.returncode != 0:
+            raise SystemExit(f"micro benchmarks failed:\n{micro.stderr[-4000:]}")
+        report["micro"] = json.loads(micro.stdout.strip().splitlines()[-1])
     return report
 
 
@@ -166,6 +183,13 @@ def print_table(report: dict) -> None:
     if "ratios" in report:
         print("ratios:", ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
         print("agree:", report["agree"], json.dumps(report["agreement"]))
+    if "micro" in report:
+        m = report["micro"]
+        tick, first = m["sensor_tick_s"] * 1000, m["sensor_first_tick_s"] * 1000
+        print(f"sensor tick {tick:.0f} ms (first {first:.0f} ms), "
+              f"landing parse {m['parse_gbfs_status']['mb_per_s']} MB/s GBFS, "
+              f"{m['parse_opendata_json']['mb_per_s']} MB/s Opendatasoft, "
+              f"definitions load {m['definitions_load_s']} s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                         default=Path(os.environ.get("VELIB_BENCH_DIR", generate.DEFAULT_DATA_DIR)))
     parser.add_argument("--only", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--skip-micro", action="store_true", help="skip the sensor/parse/definitions figures")
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)

@@ -59,12 +59,20 @@ def build_reference(raw_opendata: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _nearest_commune(positions: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFrame:
-    """For each distinct (lat, lon): commune and code_insee of the closest reference station.
+def _sector(code: pl.Expr) -> pl.Expr:
+    """The thousands of a Vélib' code (`16107` -> 16): it names the arrondissement or suburb sector."""
+    return code.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False) // 1000
 
-    A cross join of the few distinct positions lacking a commune with the ~1,500 reference stations is
-    vectorised and small; distances are equirectangular, plenty at the scale of a metropolis.
-    Ties go to the smallest station code so the answer is deterministic.
+
+def _nearest_commune(positions: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFrame:
+    """For each (station_code, lat, lon) lacking a commune: the commune and code_insee of the closest
+    known station of the same code sector, or of any sector when none is known.
+
+    The sector matters at borders: a new suburban station next to a Paris one must not become
+    Parisian (its code could never give an arrondissement), so without a same-sector neighbour only
+    codes of a Paris sector (1..20) may take a Paris commune. A cross join of the few unknown
+    stations with ~1,500 references stays small; distances are equirectangular, plenty at the scale
+    of a metropolis; ties go to the smallest station code so the answer is deterministic.
     """
     known = reference.filter(
         pl.col("commune").is_not_null() & pl.col("lat").is_not_null() & pl.col("lon").is_not_null()
@@ -75,20 +83,26 @@ def _nearest_commune(positions: pl.DataFrame, reference: pl.DataFrame) -> pl.Dat
         pl.col("commune").alias("_near_commune"),
         pl.col("code_insee").alias("_near_insee"),
     )
+    key = ["station_code", "lat", "lon"]
     if positions.is_empty() or known.is_empty():
         return positions.with_columns(
             pl.lit(None, pl.String).alias("_near_commune"), pl.lit(None, pl.String).alias("_near_insee")
         )
     scale = ((pl.col("lat") + pl.col("_ref_lat")) / 2).radians().cos()
+    sector = _sector(pl.col("station_code"))
+    same_sector = sector == _sector(pl.col("_ref_code"))
+    may_be_paris = sector.is_between(1, 20).fill_null(False) | (pl.col("_near_commune") != PARIS)
     return (
         positions.join(known, how="cross")
         .with_columns(
             (
                 ((pl.col("lon") - pl.col("_ref_lon")) * scale) ** 2
                 + (pl.col("lat") - pl.col("_ref_lat")) ** 2
-            ).alias("_d2")
+            ).alias("_d2"),
+            same_sector.fill_null(False).alias("_same"),
         )
-        .group_by("lat", "lon")
+        .filter(pl.col("_same") | (~pl.col("_same").any().over(key) & may_be_paris))
+        .group_by(key)
         .agg(pl.col("_near_commune", "_near_insee").sort_by("_d2", "_ref_code").first())
     )
 
@@ -109,11 +123,11 @@ def attach_reference(frame: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFra
     )
 
     lacking = pl.col("commune").is_null() & pl.col("lat").is_not_null() & pl.col("lon").is_not_null()
-    positions = filled.filter(lacking).select("lat", "lon").unique()
+    positions = filled.filter(lacking).select("station_code", "lat", "lon").unique()
     if not positions.is_empty():
         nearest = _nearest_commune(positions, reference)
         filled = (
-            filled.join(nearest, on=["lat", "lon"], how="left", maintain_order="left")
+            filled.join(nearest, on=["station_code", "lat", "lon"], how="left", maintain_order="left")
             .with_columns(
                 pl.when(pl.col("commune").is_null())
                 .then(pl.coalesce("code_insee", "_near_insee"))

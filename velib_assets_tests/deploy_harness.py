@@ -107,6 +107,19 @@ class PostgresServer:
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
+    def drop_orphaned_databases(self, prefix: str = "velib_deploy") -> list[str]:
+        """Drop databases left by test sessions that were killed before their teardown ran."""
+        with closing(self.connect()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}\\_%",))
+            names = [row[0] for row in cur.fetchall()]
+        orphans = []
+        for name in names:
+            pid = name.removeprefix(f"{prefix}_").split("_")[0]
+            if pid.isdigit() and not psutil.pid_exists(int(pid)):
+                self.drop_database(name)
+                orphans.append(name)
+        return orphans
+
     def database_exists(self, name: str) -> bool:
         with closing(self.connect()) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
@@ -142,7 +155,7 @@ def _accepts(server: PostgresServer) -> bool:
 
 
 class FeedServer:
-    """A GBFS system on 127.0.0.1 replaying recorded files; the feed clock advances on every status read.
+    """A GBFS system on 127.0.0.1 replaying recorded files; its clock advances `step` per status read.
 
     Every `station_status.json` answer is the recorded document with `lastUpdatedOther` set to the
     next tick of the feed clock (and each station's `last_reported` shifted by the same amount, so
@@ -156,6 +169,7 @@ class FeedServer:
         self._next = int(start.timestamp())
         self._step = int(step.total_seconds())
         self._lock = threading.Lock()
+        self._last_read = time.monotonic()
         self.served: list[int] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -172,10 +186,20 @@ class FeedServer:
         with self._lock:
             return list(self.served)
 
-    def set_step(self, step: timedelta) -> None:
-        """Change how far the feed clock moves per read (small steps: no hour closes for a while)."""
+    def idle_seconds(self) -> float:
+        """Seconds since the last request of any kind (a sensor tick reads at its start)."""
         with self._lock:
-            self._step = int(step.total_seconds())
+            return time.monotonic() - self._last_read
+
+    def _touch(self) -> None:
+        with self._lock:
+            self._last_read = time.monotonic()
+
+    def close_hour(self) -> None:
+        """Make the next read the first capture of the following hour, which closes the current one."""
+        with self._lock:
+            last = self.served[-1] if self.served else self._next - self._step
+            self._next = (last // 3600 + 1) * 3600
 
     def __enter__(self) -> "FeedServer":
         self._thread.start()
@@ -215,12 +239,13 @@ class FeedServer:
         feed = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 routes: dict[str, Callable[[], bytes]] = {
                     "/gbfs.json": feed._discovery,
                     "/station_status.json": feed._next_status,
                     "/station_information.json": lambda: feed._information,
                 }
+                feed._touch()
                 route = routes.get(self.path.split("?")[0])
                 if route is None:
                     self.send_error(404)
@@ -232,7 +257,7 @@ class FeedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         return Handler
@@ -255,7 +280,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.starts += 1
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps writing after we return)
+        log = open(self.log_path, "ab")  # the child keeps writing to it after we close our copy
         log.write(f"\n===== start {self.starts}: {shlex.join(self.argv)}\n".encode())
         log.flush()
         self.popen = subprocess.Popen(
@@ -334,7 +359,7 @@ def wait_for(
     while time.monotonic() < deadline:
         try:
             value = probe()
-        except Exception as exc:  # noqa: BLE001 (a probe may fail while a service is coming up)
+        except Exception as exc:  # a probe may fail while a service is coming up
             last_error = exc
         else:
             if value:
@@ -349,7 +374,7 @@ def wait_for(
 RUN_WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 DAEMON_HEALTH = """
-{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } } }
+{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }
 """
 WORKSPACE = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
@@ -420,6 +445,7 @@ class Deployment:
             directory.mkdir(parents=True, exist_ok=True)
         shutil.copy(DOCKER_DIR / "dagster.yaml", self.dagster_home / "dagster.yaml")
         shutil.copy(DOCKER_DIR / "workspace.yaml", self.dagster_home / "workspace.yaml")
+        self.postgres.drop_orphaned_databases()
         self.database = self.postgres.create_database()
         self.grpc_port, self.webserver_port = free_port(), free_port()
         workspace = str(self.dagster_home / "workspace.yaml")
@@ -448,12 +474,12 @@ class Deployment:
             if process is not None:
                 try:
                     process.stop()
-                except Exception as exc:  # noqa: BLE001 (keep tearing down the rest)
+                except Exception as exc:  # keep tearing down the rest
                     errors.append(f"{name}: {exc!r}")
         if self.database:
             try:
                 self.postgres.drop_database(self.database)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"drop {self.database}: {exc!r}")
         if errors:
             raise DeploymentError("teardown failed: " + "; ".join(errors))
@@ -531,12 +557,11 @@ class Deployment:
             raise DeploymentError(f"code location failed to load: {loaded['message']}")
         return entry["loadStatus"] == "LOADED" and loaded["__typename"] == "RepositoryLocation"
 
-    def daemons_healthy(self, since: float = 0.0) -> list[str]:
-        """The required daemon types once each reports healthy with a heartbeat after `since` (else [])."""
+    def daemons_healthy(self) -> list[str]:
+        """The required daemon types, once every one of them reports healthy (else an empty list)."""
         statuses = self.graphql(DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
         required = [s for s in statuses if s["required"]]
-        fresh = all(s["healthy"] and (s["lastHeartbeatTime"] or 0) > since for s in required)
-        return [s["daemonType"] for s in required] if fresh else []
+        return [s["daemonType"] for s in required] if all(s["healthy"] for s in required) else []
 
     # the webserver's GraphQL API
 
@@ -570,17 +595,17 @@ class Deployment:
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with closing(self.postgres.connect(self.database)) as conn, conn.cursor() as cur:
-            cur.execute(query, params)
+            cur.execute(query, params or None)
             return list(cur.fetchall())
 
     def runs(self) -> list["RunRow"]:
         rows = self.sql(
-            "SELECT r.run_id, r.status, r.partition, r.start_time, r.end_time, "
+            "SELECT r.run_id, r.pipeline_name, r.status, r.partition, "
             "COALESCE(json_object_agg(t.key, t.value) FILTER (WHERE t.key IS NOT NULL), '{}') "
             "FROM runs r LEFT JOIN run_tags t ON t.run_id = r.run_id "
-            "GROUP BY r.run_id, r.status, r.partition, r.start_time, r.end_time, r.id ORDER BY r.id"
+            "GROUP BY r.id, r.run_id, r.pipeline_name, r.status, r.partition ORDER BY r.id"
         )
-        return [RunRow(run_id, status, partition, tags) for run_id, status, partition, _, _, tags in rows]
+        return [RunRow(*row) for row in rows]
 
     def run(self, run_id: str) -> "RunRow":
         return next(r for r in self.runs() if r.run_id == run_id)
@@ -646,6 +671,7 @@ class Deployment:
 @dataclass(frozen=True)
 class RunRow:
     run_id: str
+    job_name: str
     status: str
     partition: str | None
     tags: dict[str, str]

@@ -187,7 +187,8 @@ def test_unknown_station_gets_the_commune_of_the_nearest_known_station():
     assert got.select("station_code", "commune", "code_insee", "arrondissement").rows() == [
         ("21999", "Boulogne-Billancourt", "92012", None),
         ("16999", "Paris", "75116", 16),
-        ("31000", "Paris", "75116", None),  # code 31000 gives no arrondissement 1..20
+        # nearest is Paris, but sector 31 can never be Parisian: nearest non-Paris station instead
+        ("31000", "Boulogne-Billancourt", "92012", None),
         ("40000", None, None, None),
     ]
 
@@ -222,3 +223,12 @@ def test_load_bundled_reference_reads_and_conforms(tmp_path):
 def test_load_bundled_reference_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="station_reference.parquet is missing"):
         load_bundled_reference(tmp_path / "station_reference.parquet")
+
+
+def test_unknown_station_prefers_a_known_station_of_its_code_sector():
+    """Station 43403 (Joinville-le-Pont) appeared after the bundled reference was taken; its nearest
+    known neighbour is a Paris 12e station, but its sector (43) has known stations in Joinville."""
+    bundled = load_bundled_reference()
+    got = attach_reference(frame({"station_code": "43403", "lat": 48.8197, "lon": 2.4644}), bundled)
+    assert got.select("commune", "arrondissement").row(0) == ("Joinville-le-Pont", None)
+    assert arrondissement_violations(got).is_empty()

@@ -7,6 +7,8 @@ import polars as pl
 from velib_assets.kpis.occupancy import US_PER_MINUTE, WINDOW_ORDER, hour_windows, with_observed_us
 from velib_assets.settings import PARIS, KpiThresholds
 
+MINUTE_DECIMALS = 6
+
 RANKINGS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
     "rank": pl.UInt32(),
@@ -107,7 +109,9 @@ def critical_station_rankings(
         .filter((pl.col("hour_start") >= start) & (pl.col("hour_start") < end))
         .group_by("station_code")
         .agg(
-            pl.col("in_service_minutes", "empty_minutes", "full_minutes").sum(),
+            # Sums of per-hour floats carry ~1e-12 noise; rounding to 1e-6 min (60 µs) makes equal
+            # totals compare equal, so ties fall to the documented tie-breaks, not to rounding luck.
+            pl.col("in_service_minutes", "empty_minutes", "full_minutes").sum().round(MINUTE_DECIMALS),
             pl.col("district").sort_by("hour_start").drop_nulls().last(),
         )
         .filter(pl.col("in_service_minutes") > 0)
@@ -126,7 +130,9 @@ def critical_station_rankings(
         .join(_longest_streaks(rows, thresholds), on="station_code", how="left")
         .with_columns(
             pl.col(streak_columns).fill_null(0.0),
-            (pl.col("empty_minutes") + pl.col("full_minutes")).alias("critical_minutes"),
+            (pl.col("empty_minutes") + pl.col("full_minutes"))
+            .round(MINUTE_DECIMALS)
+            .alias("critical_minutes"),
             pl.lit(day, pl.Date).alias("day"),
         )
         .sort("critical_minutes", "empty_minutes", "station_code", descending=[True, True, False])

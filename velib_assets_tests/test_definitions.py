@@ -1,0 +1,249 @@
+"""Pins the Dagster graph analysts see: assets, lineage, partitions, groups, owners, kinds, column
+schemas, backfill policies, jobs, the sensor and the asset checks; and that the code location
+loads cleanly and validates with the `dagster` command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from velib_assets.definitions import defs
+from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA
+from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
+from velib_assets.kpis.rankings import RANKINGS_SCHEMA
+from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
+from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env, make_dagster_home
+
+HOURLY, DAILY = "hourly", "daily"
+
+# asset -> (deps, partitions, group, kinds)
+GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
+    "velib_landing": (set(), HOURLY, "ingestion", {"json", "file"}),
+    "raw_station_snapshots": ({"velib_landing"}, HOURLY, "ingestion", {"polars", "parquet"}),
+    "station_reference": (set(), None, "staging", {"polars", "parquet"}),
+    "clean_stations": (
+        {"raw_station_snapshots", "station_reference"},
+        HOURLY,
+        "staging",
+        {"polars", "parquet"},
+    ),
+    "clean_stations_quarantine": ({"raw_station_snapshots"}, HOURLY, "staging", {"polars", "parquet"}),
+    "station_occupancy": ({"clean_stations"}, HOURLY, "marts", {"polars", "parquet"}),
+    "district_occupancy": ({"station_occupancy"}, HOURLY, "marts", {"polars", "parquet"}),
+    "critical_station_rankings": (
+        {"station_occupancy", "clean_stations"},
+        DAILY,
+        "marts",
+        {"polars", "parquet"},
+    ),
+    "duckdb_views": (
+        {
+            "raw_station_snapshots",
+            "clean_stations",
+            "clean_stations_quarantine",
+            "station_reference",
+            "station_occupancy",
+            "district_occupancy",
+            "critical_station_rankings",
+        },
+        None,
+        "reports",
+        {"duckdb"},
+    ),
+    "velib_report": (
+        {"critical_station_rankings", "district_occupancy", "station_reference"},
+        DAILY,
+        "reports",
+        {"html"},
+    ),
+}
+LAKE_SCHEMAS = {
+    "raw_station_snapshots": RAW_SCHEMA,
+    "station_reference": REFERENCE_SCHEMA,
+    "clean_stations": CLEAN_SCHEMA,
+    "clean_stations_quarantine": QUARANTINE_SCHEMA,
+    "station_occupancy": STATION_OCCUPANCY_SCHEMA,
+    "district_occupancy": DISTRICT_OCCUPANCY_SCHEMA,
+    "critical_station_rankings": RANKINGS_SCHEMA,
+}
+SINGLE_RUN_BACKFILL = {
+    "raw_station_snapshots",
+    "clean_stations",
+    "clean_stations_quarantine",
+    "station_occupancy",
+    "district_occupancy",
+    "critical_station_rankings",
+    "velib_report",
+}
+# (asset, check) -> blocking
+CHECKS = {
+    ("velib_landing", "landing_freshness"): False,
+    ("raw_station_snapshots", "raw_parse_errors"): False,
+    ("raw_station_snapshots", "raw_empty_station_lists"): False,
+    ("raw_station_snapshots", "landing_coverage"): False,
+    ("station_reference", "reference_arrondissement_rule"): True,
+    ("clean_stations", "clean_unique_keys"): True,
+    ("clean_stations", "clean_non_null_keys"): True,
+    ("clean_stations", "clean_counts_non_negative"): True,
+    ("clean_stations", "clean_arrondissement_rule"): True,
+    ("clean_stations", "clean_bike_types_add_up"): False,
+    ("clean_stations", "clean_capacity_mismatch_share"): False,
+    ("clean_stations", "clean_stale_share"): False,
+    ("clean_stations", "clean_station_count"): False,
+    ("station_occupancy", "occupancy_minutes_in_range"): True,
+    ("station_occupancy", "occupancy_fill_rate_in_range"): True,
+    ("critical_station_rankings", "rankings_contiguous"): True,
+}
+JOBS = {
+    "hourly_snapshots_job": (
+        {
+            "raw_station_snapshots",
+            "clean_stations",
+            "clean_stations_quarantine",
+            "station_occupancy",
+            "district_occupancy",
+        },
+        HOURLY,
+    ),
+    "daily_rankings_job": ({"critical_station_rankings", "velib_report"}, DAILY),
+    "serving_job": ({"duckdb_views"}, None),
+    "landing_checks_job": (set(), None),
+}
+
+GRAPH_VIEW = defs.resolve_asset_graph()
+
+
+def node(name: str):
+    return GRAPH_VIEW.get(dg.AssetKey(name))
+
+
+def cadence(partitions: dg.PartitionsDefinition | None) -> str | None:
+    if partitions is None:
+        return None
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    assert partitions.timezone == "Europe/Paris"
+    return {dg.HourlyPartitionsDefinition: HOURLY, dg.DailyPartitionsDefinition: DAILY}[type(partitions)]
+
+
+def test_exact_asset_keys() -> None:
+    assert {k.to_user_string() for k in GRAPH_VIEW.get_all_asset_keys()} == set(GRAPH)
+
+
+@pytest.mark.parametrize("name", GRAPH)
+def test_asset_lineage_partitions_group_owner_kinds(name: str) -> None:
+    deps, partitions, group, kinds = GRAPH[name]
+    asset = node(name)
+    assert {k.to_user_string() for k in asset.parent_keys} == deps
+    assert cadence(asset.partitions_def) == partitions
+    assert asset.group_name == group
+    assert asset.owners == ["team:velib-data"]
+    assert set(asset.kinds) == kinds
+    assert asset.description
+
+
+def test_landing_is_an_external_asset_fed_by_the_sensor() -> None:
+    assert not node("velib_landing").is_materializable
+    assert all(node(name).is_materializable for name in GRAPH if name != "velib_landing")
+
+
+def test_hourly_and_daily_partitions_share_one_start() -> None:
+    hourly = node("clean_stations").partitions_def
+    daily = node("critical_station_rankings").partitions_def
+    assert hourly.start == daily.start
+    assert hourly.get_partition_key_for_timestamp(daily.start.timestamp()).endswith("-00:00")
+
+
+@pytest.mark.parametrize("name", LAKE_SCHEMAS)
+def test_lake_assets_publish_their_column_schema(name: str) -> None:
+    schema = node(name).metadata["dagster/column_schema"]
+    assert isinstance(schema, dg.TableSchema)
+    assert [c.name for c in schema.columns] == list(LAKE_SCHEMAS[name])
+
+
+def test_assets_carry_code_references() -> None:
+    for name in set(GRAPH) - {"velib_landing"}:
+        assert "dagster/code_references" in node(name).metadata, name
+
+
+def test_backfill_policies() -> None:
+    for name in GRAPH:
+        policy = node(name).backfill_policy
+        if name in SINGLE_RUN_BACKFILL:
+            assert policy == dg.BackfillPolicy.single_run(), name
+        else:
+            assert policy is None, name
+
+
+def test_duckdb_writer_runs_in_its_pool() -> None:
+    assert defs.get_assets_def("duckdb_views").op.pool == "duckdb_writer"
+
+
+def test_check_keys_and_which_block() -> None:
+    found = {
+        (key.asset_key.to_user_string(), key.name): GRAPH_VIEW.get_check_spec(key).blocking
+        for key in GRAPH_VIEW.asset_check_keys
+    }
+    assert found == CHECKS
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_jobs(name: str) -> None:
+    assets, partitions = JOBS[name]
+    job = defs.resolve_job_def(name)
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == assets
+    assert cadence(job.partitions_def) == partitions
+    assert job.description
+
+
+def test_landing_checks_job_runs_the_freshness_check() -> None:
+    job = defs.resolve_job_def("landing_checks_job")
+    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == {"landing_freshness"}
+
+
+def test_sensor() -> None:
+    sensor = defs.resolve_sensor_def("velib_snapshot_sensor")
+    assert sensor.minimum_interval_seconds >= 60
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert {t.job_name for t in sensor.targets} == set(JOBS)
+    assert sensor.required_resource_keys == {"feed", "lake_store"}
+
+
+def test_resources() -> None:
+    assert set(defs.resources) == {"lake_store", "feed", "kpi", "duckdb"}
+
+
+def test_definitions_load_without_deprecation_warnings(tmp_path: Path) -> None:
+    script = (
+        "from velib_assets.definitions import defs\n"
+        "import dagster as dg\n"
+        "dg.Definitions.validate_loadable(defs)\n"
+        "defs.resolve_all_job_defs()\n"
+        "print('loaded')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", script],
+        cwd=PROJECT_ROOT,
+        env=child_env(tmp_path / "data", tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "loaded"
+    assert "DeprecationWarning" not in done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+
+
+def test_dagster_definitions_validate(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        env=child_env(tmp_path / "data", make_dagster_home(tmp_path / "home")),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation successful for code location velib_assets" in done.stdout + done.stderr
