@@ -37,6 +37,7 @@ FROM marts.critical_station_rankings WHERE rank <= {TOP_N} ORDER BY day, rank"""
     "marts.critical_stations_2h": (
         "marts.station_occupancy",
         # The newest two hours in the lake, ranked like the daily rankings: the top 10 right now.
+        # Sums are rounded to 1e-6 minutes, as in the rankings, so float noise cannot break ties.
         """WITH latest AS (SELECT max(hour_start) AS last_hour FROM marts.station_occupancy),
 window_rows AS (
   SELECT o.* FROM marts.station_occupancy o, latest
@@ -45,8 +46,10 @@ window_rows AS (
 totals AS (
   SELECT station_code, any_value(district) AS district,
          min(hour_start) AS window_start, max(hour_start) + INTERVAL 1 HOUR AS window_end,
-         sum(in_service_minutes) AS in_service_minutes, sum(empty_minutes) AS empty_minutes,
-         sum(full_minutes) AS full_minutes, sum(empty_minutes) + sum(full_minutes) AS critical_minutes
+         round(sum(in_service_minutes), 6) AS in_service_minutes,
+         round(sum(empty_minutes), 6) AS empty_minutes,
+         round(sum(full_minutes), 6) AS full_minutes,
+         round(sum(empty_minutes) + sum(full_minutes), 6) AS critical_minutes
   FROM window_rows GROUP BY station_code HAVING sum(in_service_minutes) > 0
 )
 SELECT row_number() OVER (ORDER BY critical_minutes DESC, empty_minutes DESC, station_code) AS rank, *

@@ -148,8 +148,21 @@ def test_rankings_of_the_day(backfill: Backfill) -> None:
     assert (ranking["in_service_minutes"] > 0).all()
     assert ranking["name"].null_count() == 0
     assert ranking["critical_minutes"].max() > 60
-    assert (ranking["critical_minutes"] <= ranking["in_service_minutes"] + 1e-9).all()
-    assert (ranking["longest_empty_streak_minutes"] <= ranking["empty_minutes"] + 1e-9).all()
+
+
+def test_streaks_never_exceed_the_minutes_they_are_part_of(backfill: Backfill) -> None:
+    """A streak is a run of the station's empty (full) observations, so it cannot be longer than the
+    station's empty (full) minutes, nor critical minutes longer than in-service minutes."""
+    ranking = pl.concat(read_rankings(backfill.lake, day) for day in DAYS)
+    streak_kinds = [
+        ("longest_empty_streak_minutes", "empty_minutes"),
+        ("longest_full_streak_minutes", "full_minutes"),
+    ]
+    for streak, minutes in streak_kinds:
+        longer = ranking.filter(pl.col(streak) > pl.col(minutes))
+        assert longer.is_empty(), longer.select("day", "station_code", streak, minutes).head(5).rows()
+    assert (ranking["critical_minutes"] <= ranking["in_service_minutes"]).all()
+    assert ranking["longest_empty_streak_minutes"].max() > 60
 
 
 def test_report_written(backfill: Backfill) -> None:
@@ -211,7 +224,10 @@ def test_instance_holds_the_check_evaluations(backfill: Backfill, instance: dg.D
             assert evaluation.metadata["hours_checked"].value == 48, key
     # A 5-minute recording against 60 expected captures an hour, and night hours with none at all.
     coverage = latest[dg.AssetCheckKey(dg.AssetKey("raw_station_snapshots"), "landing_coverage")]
-    assert not coverage.event.dagster_event.event_specific_data.passed
+    coverage = coverage.event.dagster_event.event_specific_data
+    assert not coverage.passed
+    assert coverage.metadata["hours_below_threshold"].value == 48
+    assert coverage.metadata["worst_hour_share"].value == 0.0
 
 
 def test_single_run_backfill_matches_per_partition_runs(backfill: Backfill, tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def critical_station_rankings(
         totals.join(names, on="station_code", how="left")
         .join(_longest_streaks(rows, thresholds), on="station_code", how="left")
         .with_columns(
-            pl.col(streak_columns).fill_null(0.0),
+            pl.col(streak_columns).fill_null(0.0).round(MINUTE_DECIMALS),
             (pl.col("empty_minutes") + pl.col("full_minutes"))
             .round(MINUTE_DECIMALS)
             .alias("critical_minutes"),
