@@ -133,7 +133,8 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
             in_service=int(result.clean["in_service"].sum() or 0),
             stations=frozenset(result.clean["station_code"].unique().to_list()),
             reasons=dict(result.quarantine["reason"].value_counts().iter_rows()),
-            preview=result.clean.head(10),
+            # A rendered preview, not a 10-row slice: a slice would keep the whole hour's buffers alive.
+            preview=markdown_table(result.clean) if result.clean.height else "",
             checks=[check(result.clean) for check in CLEAN_CHECK_FUNCTIONS],
         )
 
@@ -143,14 +144,14 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
     for hour in hours:
         for reason, count in hour.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + count
-    preview = next((h.preview for h in hours if h.rows), hours[0].preview)
+    preview = next((h.preview for h in hours if h.rows), "_no rows_")
     yield dg.MaterializeResult(
         asset_key=CLEAN,
         metadata={
             "dagster/row_count": rows,
             "distinct_stations": len(frozenset().union(*(h.stations for h in hours))),
             "in_service_share": round(sum(h.in_service for h in hours) / rows, 4) if rows else 0.0,
-            "preview": dg.MetadataValue.md(markdown_table(preview)),
+            "preview": dg.MetadataValue.md(preview),
         },
     )
     yield dg.MaterializeResult(
@@ -166,7 +167,7 @@ class CleanedHour:
     in_service: int
     stations: frozenset[str]
     reasons: dict[str, int]
-    preview: pl.DataFrame
+    preview: str
     checks: list[dg.AssetCheckResult]
 
 

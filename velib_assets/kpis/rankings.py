@@ -7,7 +7,7 @@ import polars as pl
 from velib_assets.kpis.occupancy import US_PER_MINUTE, WINDOW_ORDER, hour_windows, with_observed_us
 from velib_assets.settings import PARIS, KpiThresholds
 
-MINUTE_DECIMALS = 6
+SUMMED = ("in_service_minutes", "empty_minutes", "full_minutes")
 
 RANKINGS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -104,17 +104,20 @@ def critical_station_rankings(
     `clean` the day's clean rows, for names and streaks. Rank ties break on empty minutes then code.
     """
     start, end = local_day_bounds(day)
+    # Hourly minutes are whole microseconds divided by 60e6: turning them back into integers makes the
+    # daily sums exact, so stations with equal totals really tie and the documented tie-breaks decide.
     totals = (
         occupancy.lazy()
         .filter((pl.col("hour_start") >= start) & (pl.col("hour_start") < end))
         .group_by("station_code")
         .agg(
-            # Sums of per-hour floats carry ~1e-12 noise; rounding to 1e-6 min (60 µs) makes equal
-            # totals compare equal, so ties fall to the documented tie-breaks, not to rounding luck.
-            pl.col("in_service_minutes", "empty_minutes", "full_minutes").sum().round(MINUTE_DECIMALS),
+            *((pl.col(c) * US_PER_MINUTE).round().cast(pl.Int64).sum().alias(f"_{c}_us") for c in SUMMED),
             pl.col("district").sort_by("hour_start").drop_nulls().last(),
         )
-        .filter(pl.col("in_service_minutes") > 0)
+        .filter(pl.col("_in_service_minutes_us") > 0)
+        .with_columns(
+            (pl.col("_empty_minutes_us") + pl.col("_full_minutes_us")).alias("_critical_minutes_us")
+        )
     )
     rows = hour_windows(
         clean.lazy()
@@ -128,14 +131,12 @@ def critical_station_rankings(
     ranked = (
         totals.join(names, on="station_code", how="left")
         .join(_longest_streaks(rows, thresholds), on="station_code", how="left")
+        .sort("_critical_minutes_us", "_empty_minutes_us", "station_code", descending=[True, True, False])
+        .with_row_index("rank", offset=1)
         .with_columns(
-            pl.col(streak_columns).fill_null(0.0).round(MINUTE_DECIMALS),
-            (pl.col("empty_minutes") + pl.col("full_minutes"))
-            .round(MINUTE_DECIMALS)
-            .alias("critical_minutes"),
+            pl.col(streak_columns).fill_null(0.0),
+            *((pl.col(f"_{c}_us") / US_PER_MINUTE).alias(c) for c in (*SUMMED, "critical_minutes")),
             pl.lit(day, pl.Date).alias("day"),
         )
-        .sort("critical_minutes", "empty_minutes", "station_code", descending=[True, True, False])
-        .with_row_index("rank", offset=1)
     )
     return ranked.select(pl.col(name).cast(dtype) for name, dtype in RANKINGS_SCHEMA.items()).collect()
