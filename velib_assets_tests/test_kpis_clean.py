@@ -5,55 +5,18 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from velib_assets.kpis.clean import ABSURD_COUNT, CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
-from velib_assets.schema import REFERENCE_SCHEMA, conform_raw, empty_raw_frame
+from velib_assets.schema import conform_raw, empty_raw_frame
 from velib_assets.settings import KpiThresholds
+from velib_assets_tests.frames import BENJAMIN_GODARD, BOULOGNE_CENTRE, in_service, reference
 
 T = datetime(2024, 11, 4, 10, 0, tzinfo=UTC)
 THRESHOLDS = KpiThresholds()
-REFERENCE = pl.DataFrame(
-    [
-        {
-            "station_code": "16107",
-            "name": "Benjamin Godard",
-            "lat": 48.865,
-            "lon": 2.275,
-            "capacity": 35,
-            "commune": "Paris",
-            "code_insee": "75116",
-            "arrondissement": 16,
-        },
-        {
-            "station_code": "21010",
-            "name": "Boulogne Centre",
-            "lat": 48.835,
-            "lon": 2.240,
-            "capacity": 20,
-            "commune": "Boulogne-Billancourt",
-            "code_insee": "92012",
-            "arrondissement": None,
-        },
-    ],
-    schema=REFERENCE_SCHEMA,
-)
+REFERENCE = reference(BENJAMIN_GODARD, BOULOGNE_CENTRE)
 
 
 def snap(**fields) -> dict:
     """A healthy in-service snapshot of station 16107 at T: 5 bikes, 5 docks; override what a test needs."""
-    row = {
-        "snapshot_ts": T,
-        "station_code": "16107",
-        "bikes": 5,
-        "mechanical": 5,
-        "ebike": 0,
-        "docks": 5,
-        "is_installed": True,
-        "is_renting": True,
-        "is_returning": True,
-        "reported_at": T,
-        "source": "files",
-    }
-    row.update(fields)
-    return row
+    return in_service(T, **{"source": "files", **fields})
 
 
 def clean(*rows: dict, thresholds: KpiThresholds = THRESHOLDS):

@@ -15,6 +15,7 @@ from velib_assets.kpis.occupancy import (
 )
 from velib_assets.schema import REFERENCE_SCHEMA, conform_raw
 from velib_assets.settings import KpiThresholds
+from velib_assets_tests.frames import in_service
 
 H = datetime(2024, 11, 4, 10, 0, tzinfo=UTC)
 THRESHOLDS = KpiThresholds()  # MAX_GAP 15 min
@@ -28,22 +29,8 @@ REFERENCE = pl.DataFrame(
 )
 
 
-def at(minute: float, code: str = "16107", bikes: int = 5, docks: int = 5, ebike: int = 0, **fields) -> dict:
-    ts = H + timedelta(minutes=minute)
-    row = {
-        "snapshot_ts": ts,
-        "station_code": code,
-        "bikes": bikes,
-        "mechanical": bikes - ebike,
-        "ebike": ebike,
-        "docks": docks,
-        "is_installed": True,
-        "is_renting": True,
-        "is_returning": True,
-        "reported_at": ts,
-    }
-    row.update(fields)
-    return row
+def at(minute: float, code: str = "16107", **fields) -> dict:
+    return in_service(H + timedelta(minutes=minute), code, **fields)
 
 
 def clean(*rows: dict) -> pl.DataFrame:

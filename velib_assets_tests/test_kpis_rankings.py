@@ -10,6 +10,7 @@ from velib_assets.kpis.occupancy import STATION_OCCUPANCY_SCHEMA, station_occupa
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA, critical_station_rankings, local_day_bounds
 from velib_assets.schema import REFERENCE_SCHEMA, conform_raw
 from velib_assets.settings import KpiThresholds
+from velib_assets_tests.frames import in_service
 
 THRESHOLDS = KpiThresholds()  # MAX_GAP 15 min
 REFERENCE = pl.DataFrame(
@@ -21,20 +22,7 @@ NO_CLEAN_ROWS = pl.DataFrame(schema=CLEAN_SCHEMA)
 
 def snap(ts: datetime, state: str = "ok", code: str = "16107", **fields) -> dict:
     bikes, docks = {"empty": (0, 10), "full": (10, 0), "ok": (5, 5)}[state]
-    row = {
-        "snapshot_ts": ts,
-        "station_code": code,
-        "bikes": bikes,
-        "mechanical": bikes,
-        "ebike": 0,
-        "docks": docks,
-        "is_installed": True,
-        "is_renting": True,
-        "is_returning": True,
-        "reported_at": ts,
-    }
-    row.update(fields)
-    return row
+    return in_service(ts, code, bikes=bikes, docks=docks, **fields)
 
 
 def rank_day(rows: list[dict], day: date) -> pl.DataFrame:

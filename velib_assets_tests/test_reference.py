@@ -13,13 +13,10 @@ from velib_assets.reference import (
     load_bundled_reference,
 )
 from velib_assets.schema import REFERENCE_SCHEMA, conform_raw
+from velib_assets_tests.frames import BENJAMIN_GODARD, BOULOGNE_CENTRE, reference
 
 T0 = datetime(2024, 11, 4, 10, 0, tzinfo=UTC)
 T1 = datetime(2024, 11, 4, 10, 5, tzinfo=UTC)
-
-
-def reference(*rows: dict) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=REFERENCE_SCHEMA)
 
 
 def test_arrondissement_rule_code_without_last_three_digits_for_paris_only():
@@ -109,26 +106,8 @@ def test_build_reference_keeps_newest_non_null_value_of_each_field():
 
 
 REF = reference(
-    {
-        "station_code": "16107",
-        "name": "Benjamin Godard",
-        "lat": 48.865,
-        "lon": 2.275,
-        "capacity": 35,
-        "commune": "Paris",
-        "code_insee": "75116",
-        "arrondissement": 16,
-    },
-    {
-        "station_code": "21010",
-        "name": "Boulogne Centre",
-        "lat": 48.835,
-        "lon": 2.240,
-        "capacity": 20,
-        "commune": "Boulogne-Billancourt",
-        "code_insee": "92012",
-        "arrondissement": None,
-    },
+    BENJAMIN_GODARD,
+    BOULOGNE_CENTRE,
     {
         "station_code": "31000",
         "name": "Nowhere known",

@@ -8,48 +8,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA
+from velib_assets.kpis.rankings import RANKINGS_SCHEMA
 from velib_assets.report import render_report, write_report
 from velib_assets.report.html import CHART_DISTRICTS, TOP_STATIONS, UNRANKED_COLOUR
+from velib_assets.schema import REFERENCE_SCHEMA
 
 DAY = date(2024, 11, 4)
 VOID_TAGS = {"meta", "br", "hr", "img", "input", "link", "stop", "col", "wbr", "source"}
 SVG_SELF_CLOSING = {"circle", "rect", "line", "path", "stop", "polyline"}
 
-RANKING_SCHEMA = {
-    "day": pl.Date(),
-    "station_code": pl.String(),
-    "name": pl.String(),
-    "district": pl.String(),
-    "in_service_minutes": pl.Float64(),
-    "empty_minutes": pl.Float64(),
-    "full_minutes": pl.Float64(),
-    "critical_minutes": pl.Float64(),
-    "longest_empty_streak_minutes": pl.Float64(),
-    "longest_full_streak_minutes": pl.Float64(),
-    "rank": pl.Int64(),
-}
-OCCUPANCY_SCHEMA = {
-    "district": pl.String(),
-    "hour_start": pl.Datetime("us", "UTC"),
-    "stations": pl.Int64(),
-    "observed_minutes": pl.Float64(),
-    "in_service_minutes": pl.Float64(),
-    "empty_minutes": pl.Float64(),
-    "full_minutes": pl.Float64(),
-    "nearly_empty_minutes": pl.Float64(),
-    "nearly_full_minutes": pl.Float64(),
-    "mean_fill_rate": pl.Float64(),
-}
-STATION_SCHEMA = {
-    "station_code": pl.String(),
-    "name": pl.String(),
-    "lat": pl.Float64(),
-    "lon": pl.Float64(),
-    "capacity": pl.Int32(),
-    "commune": pl.String(),
-    "code_insee": pl.String(),
-    "arrondissement": pl.Int8(),
-}
+# The report reads the assets' own frames: build the test frames with the assets' own schemas.
+RANKING_SCHEMA = RANKINGS_SCHEMA
+OCCUPANCY_SCHEMA = DISTRICT_OCCUPANCY_SCHEMA
+STATION_SCHEMA = REFERENCE_SCHEMA
 
 
 def ranking_row(
