@@ -16,7 +16,7 @@ REFERENCE = reference(BENJAMIN_GODARD, BOULOGNE_CENTRE)
 
 def snap(**fields) -> dict:
     """A healthy in-service snapshot of station 16107 at T: 5 bikes, 5 docks; override what a test needs."""
-    return in_service(T, **{"source": "files", **fields})
+    return {**in_service(T, source="files"), **fields}
 
 
 def clean(*rows: dict, thresholds: KpiThresholds = THRESHOLDS):
