@@ -34,14 +34,14 @@ class StageResult:
 
 
 def instance_for_cli() -> dg.DagsterInstance:
-    """The instance under `DAGSTER_HOME`; `./.dagster_home` (with `./dagster.yaml`) when unset."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path(".dagster_home").resolve()
-        home.mkdir(exist_ok=True)
-        config = Path("dagster.yaml")
-        if config.is_file() and not (home / "dagster.yaml").exists():
-            (home / "dagster.yaml").write_text(config.read_text())
-        os.environ["DAGSTER_HOME"] = str(home)
+    """The instance under `DAGSTER_HOME` (`./.dagster_home` when unset), created on first use with
+    the project's `./dagster.yaml` when there is one, as `make dev` does."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = Path("dagster.yaml")
+    if config.is_file() and not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(config.read_text())
+    os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 
 
