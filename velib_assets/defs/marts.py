@@ -13,7 +13,7 @@ from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import daily_partitions, hourly_partitions, local_day
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.defs.staging import CLEAN
-from velib_assets.defs.windows import Window, map_windows, run_windows
+from velib_assets.defs.windows import Window, map_windows, run_windows, upstream_hour
 from velib_assets.kpis.clean import CLEAN_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.occupancy import district_occupancy as district_rollup
@@ -62,7 +62,7 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
     thresholds = kpi.thresholds()
 
     def occupancy_of_hour(window: Window) -> pl.DataFrame:
-        clean = lake.scan([lake.hour_dir(lake_store.lake, CLEAN, window.start)], CLEAN_SCHEMA)
+        clean = upstream_hour(lake_store.lake, CLEAN, window, CLEAN_SCHEMA)
         occupancy = station_window(clean, window.start, window.end, thresholds)
         lake.write_parquet(occupancy, lake.hour_dir(lake_store.lake, STATION_OCCUPANCY, window.start))
         return occupancy
@@ -96,9 +96,7 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
 )
 def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
     def districts_of_hour(window: Window) -> pl.DataFrame:
-        stations = lake.scan(
-            [lake.hour_dir(lake_store.lake, STATION_OCCUPANCY, window.start)], STATION_OCCUPANCY_SCHEMA
-        )
+        stations = upstream_hour(lake_store.lake, STATION_OCCUPANCY, window, STATION_OCCUPANCY_SCHEMA)
         districts = district_rollup(stations).sort("district")
         lake.write_parquet(districts, lake.hour_dir(lake_store.lake, DISTRICT_OCCUPANCY, window.start))
         return districts
@@ -130,12 +128,14 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     thresholds = kpi.thresholds()
+    hours_present: dict[str, int] = {}
 
     def rank(key: str) -> pl.DataFrame:
         day = local_day(key)
-        occupancy = lake.scan(
-            day_hour_dirs(lake_store.lake, STATION_OCCUPANCY, day), STATION_OCCUPANCY_SCHEMA
-        )
+        hours = day_hour_dirs(lake_store.lake, STATION_OCCUPANCY, day)
+        # Hours the sensor never captured have no partition: the day is ranked on the hours it has.
+        hours_present[key] = len(lake.existing_files(hours))
+        occupancy = lake.scan(hours, STATION_OCCUPANCY_SCHEMA)
         clean = lake.scan(day_hour_dirs(lake_store.lake, CLEAN, day), CLEAN_SCHEMA).select(
             "station_code", "snapshot_ts", "name", "is_empty", "is_full"
         )
@@ -149,6 +149,7 @@ def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: Lak
         metadata={
             "dagster/row_count": rankings.height,
             "days": len(frames),
+            "hours_with_occupancy": dg.MetadataValue.json(hours_present),
             "top_10": dg.MetadataValue.md(markdown_table(rankings.filter(pl.col("rank") <= 10), rows=30)),
         }
     )

@@ -11,7 +11,7 @@ from velib_assets.defs.ingestion import OWNERS, RAW, raw_station_snapshots
 from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import hourly_partitions
 from velib_assets.defs.resources import FeedResource, KpiResource, LakeResource
-from velib_assets.defs.windows import Window, map_windows, run_windows
+from velib_assets.defs.windows import Window, map_windows, run_windows, upstream_hour
 from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
 from velib_assets.reference import build_reference, load_bundled_reference
 from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
@@ -105,7 +105,8 @@ CLEAN_CHECKS = [
             QUARANTINE,
             deps=[raw_station_snapshots],
             description=(
-                "Raw rows rejected by cleaning (no station code, negative or absurd counts), with the reason."
+                "Raw rows rejected by cleaning (no station code; missing, negative or absurd counts), "
+                "with the reason."
             ),
             metadata=spec_metadata(QUARANTINE_SCHEMA),
             kinds={"polars", "parquet"},
@@ -123,7 +124,7 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
     thresholds = kpi.thresholds()
 
     def clean_hour(window: Window) -> CleanedHour:
-        raw = lake.scan([lake.hour_dir(lake_store.lake, RAW, window.start)], RAW_SCHEMA)
+        raw = upstream_hour(lake_store.lake, RAW, window, RAW_SCHEMA)
         result = clean_snapshots(raw, reference, thresholds)
         lake.write_parquet(result.clean, lake.hour_dir(lake_store.lake, CLEAN, window.start))
         lake.write_parquet(result.quarantine, lake.hour_dir(lake_store.lake, QUARANTINE, window.start))

@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
+import polars as pl
 
+from velib_assets import lake
 from velib_assets.defs.partitions import utc_window
 
 T = TypeVar("T")
@@ -30,6 +33,16 @@ def run_windows(
     context: dg.AssetExecutionContext, partitions: dg.TimeWindowPartitionsDefinition
 ) -> list[Window]:
     return [Window(key, *utc_window(partitions, key)) for key in context.partition_keys]
+
+
+def upstream_hour(
+    lake_root: Path, asset: str, window: Window, schema: dict[str, pl.DataType]
+) -> pl.LazyFrame:
+    """An upstream hourly partition, or a failure that says which one to materialize first."""
+    directory = lake.hour_dir(lake_root, asset, window.start)
+    if not (directory / lake.PART_FILE).is_file():
+        raise dg.Failure(f"{asset} has no partition {window.key} in {lake_root}: materialize it first")
+    return lake.scan([directory], schema)
 
 
 def worker_count() -> int:
