@@ -4,6 +4,7 @@ Kept free of Dagster so the sensor, the command line and the benchmarks share it
 unreachable feed is a skip with its reason; nothing is landed unless it parses.
 """
 
+import functools
 import hashlib
 import json
 import time
@@ -94,15 +95,19 @@ def poll_opendata(client: OpendataClient, root: Path, state: PollState) -> PollO
     return PollOutcome(new_state, capture, created, stations, len(fetched.body))
 
 
-def _known_codes(root: Path) -> set[str] | None:
+def _known_codes(root: Path) -> frozenset[str] | None:
     infos = landing.information_captures(root)
-    if not infos:
-        return None
+    return _codes_in(infos[-1].path) if infos else None
+
+
+@functools.lru_cache(maxsize=4)
+def _codes_in(information: Path) -> frozenset[str] | None:
+    """Station codes of a landed station_information; landed files never change, so ticks reuse it."""
     try:
-        frame = formats.gbfs_info_frame(formats.load_json(infos[-1].path.read_bytes()))
+        frame = formats.gbfs_info_frame(formats.load_json(information.read_bytes()))
     except CaptureParseError:
         return None
-    return set(frame["station_code"].drop_nulls().to_list())
+    return frozenset(frame["station_code"].drop_nulls().to_list())
 
 
 def poll_gbfs(client: GbfsClient, root: Path, state: PollState) -> PollOutcome:

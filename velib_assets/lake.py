@@ -26,10 +26,14 @@ def day_dir(root: Path, asset: str, day: date) -> Path:
 
 
 def write_parquet(frame: pl.DataFrame, directory: Path) -> Path:
-    """Write `frame` as the only file of `directory`, atomically: readers see old or new, never half."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / PART_FILE
-    tmp = directory / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+    """Write `frame` as the partition file of `directory`."""
+    return write_parquet_file(frame, directory / PART_FILE)
+
+
+def write_parquet_file(frame: pl.DataFrame, target: Path) -> Path:
+    """Write `frame` to `target` atomically: readers see the old file or the new one, never half."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
         os.replace(tmp, target)

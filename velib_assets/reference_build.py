@@ -36,8 +36,7 @@ def main(argv: list[str]) -> int:
         print("no Opendatasoft capture found", file=sys.stderr)
         return 1
     reference = build_reference(rows)
-    lake.write_parquet(reference, REFERENCE_FILE.parent)
-    (REFERENCE_FILE.parent / lake.PART_FILE).replace(REFERENCE_FILE)
+    lake.write_parquet_file(reference, REFERENCE_FILE)
     print(f"{REFERENCE_FILE}: {reference.height} stations")
     return 0
 

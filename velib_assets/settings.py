@@ -18,7 +18,7 @@ DEFAULT_OPENDATA_URL = (
     "https://opendata.paris.fr/api/explore/v2.1/catalog/datasets/velib-disponibilite-en-temps-reel"
 )
 DEFAULT_PARTITIONS_START = "2024-08-01"
-USER_AGENT = "velib_assets/0.1 (+https://github.com/velib-assets/velib_assets; open-data pipeline)"
+USER_AGENT = "velib_assets/0.1 (Dagster open-data pipeline; python-requests)"
 
 # Names of the environment variables, so documentation, resources and code agree.
 ENV_DATA_DIR = "VELIB_DATA_DIR"
