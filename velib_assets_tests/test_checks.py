@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from velib_assets import lake, landing, snapshots
+from velib_assets import lake, landing, quality, snapshots
 from velib_assets.defs import checks
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.kpis.occupancy import station_occupancy
@@ -20,13 +20,13 @@ from velib_assets.settings import KpiThresholds
 from velib_assets.sources import formats
 from velib_assets_tests.analytics_fixtures import SAMPLE, clean_captures
 
-ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+ERROR, WARN = quality.ERROR, quality.WARN
 FILES = ("velib_data_20241101_100001.json.gz", "velib_data_20241101_100501.json.gz")
 HOUR = (datetime(2024, 11, 1, 9, tzinfo=UTC), datetime(2024, 11, 1, 10, tzinfo=UTC))  # 10:00 Paris
 DAY = date(2024, 11, 1)
 
 
-def figures(result: dg.AssetCheckResult) -> dict[str, object]:
+def figures(result: quality.Verdict | dg.AssetCheckResult) -> dict[str, object]:
     return {
         key: getattr(value, "value", getattr(value, "text", value)) for key, value in result.metadata.items()
     }
@@ -59,14 +59,14 @@ def set_rows(frame: pl.DataFrame, rows: int, **values: object) -> pl.DataFrame:
 
 # clean_stations ----------------------------------------------------------------------------------
 CLEAN_SEVERITY = {
-    checks.clean_unique_keys: ERROR,
-    checks.clean_non_null_keys: ERROR,
-    checks.clean_counts_non_negative: ERROR,
-    checks.arrondissement_rule: ERROR,
-    checks.clean_bike_types_add_up: WARN,
-    checks.clean_capacity_mismatch_share: WARN,
-    checks.clean_stale_share: WARN,
-    checks.clean_station_count: WARN,
+    quality.clean_unique_keys: ERROR,
+    quality.clean_non_null_keys: ERROR,
+    quality.clean_counts_non_negative: ERROR,
+    quality.arrondissement_rule: ERROR,
+    quality.clean_bike_types_add_up: WARN,
+    quality.clean_capacity_mismatch_share: WARN,
+    quality.clean_stale_share: WARN,
+    quality.clean_station_count: WARN,
 }
 
 
@@ -79,36 +79,36 @@ def test_clean_checks_pass_on_real_exports(clean: pl.DataFrame, check) -> None:
 
 def test_clean_check_figures_on_real_exports(clean: pl.DataFrame) -> None:
     assert clean.height == 2 * 1485
-    assert figures(checks.clean_station_count(clean)) == {
+    assert figures(quality.clean_station_count(clean)) == {
         "snapshots": 2,
         "min_stations": 1485,
         "max_stations": 1485,
         "expected_band": "1000..2500",
     }
-    assert figures(checks.arrondissement_rule(clean))["paris_stations"] == 992
-    assert figures(checks.clean_bike_types_add_up(clean)) == {"rows_checked": 2970, "mismatched_rows": 0}
+    assert figures(quality.arrondissement_rule(clean))["paris_stations"] == 992
+    assert figures(quality.clean_bike_types_add_up(clean)) == {"rows_checked": 2970, "mismatched_rows": 0}
 
 
 def test_unique_keys_fails_on_duplicates(clean: pl.DataFrame) -> None:
-    result = checks.clean_unique_keys(pl.concat([clean, clean.head(3)]))
+    result = quality.clean_unique_keys(pl.concat([clean, clean.head(3)]))
     assert (result.passed, result.severity, figures(result)) == (False, ERROR, {"duplicate_rows": 3})
 
 
 def test_non_null_keys_fails_on_null_code_or_time(clean: pl.DataFrame) -> None:
     bad = set_rows(clean, 2, station_code=None)
     bad = pl.concat([bad, set_rows(clean.tail(1), 1, snapshot_ts=None)])
-    result = checks.clean_non_null_keys(bad)
+    result = quality.clean_non_null_keys(bad)
     assert (result.passed, result.severity, figures(result)) == (False, ERROR, {"null_keys": 3})
 
 
 @pytest.mark.parametrize("column", ["bikes", "docks", "mechanical", "ebike", "capacity"])
 def test_counts_non_negative_fails_on_any_negative_count(clean: pl.DataFrame, column: str) -> None:
-    result = checks.clean_counts_non_negative(set_rows(clean, 4, **{column: -1}))
+    result = quality.clean_counts_non_negative(set_rows(clean, 4, **{column: -1}))
     assert (result.passed, result.severity, figures(result)) == (False, ERROR, {"negative_rows": 4})
 
 
 def test_counts_non_negative_counts_rows_not_cells(clean: pl.DataFrame) -> None:
-    result = checks.clean_counts_non_negative(set_rows(clean, 2, bikes=-1, docks=-2))
+    result = quality.clean_counts_non_negative(set_rows(clean, 2, bikes=-1, docks=-2))
     assert figures(result) == {"negative_rows": 2}
 
 
@@ -117,13 +117,13 @@ def test_bike_types_fails_when_they_do_not_add_up(clean: pl.DataFrame) -> None:
     bad = known.with_columns(
         pl.when(pl.int_range(pl.len()) < 5).then(pl.col("mechanical") + 1).otherwise(pl.col("mechanical"))
     )
-    result = checks.clean_bike_types_add_up(bad)
+    result = quality.clean_bike_types_add_up(bad)
     assert (result.passed, result.severity) == (False, WARN)
     assert figures(result) == {"rows_checked": known.height, "mismatched_rows": 5}
 
 
 def test_bike_types_ignores_rows_without_types(clean: pl.DataFrame) -> None:
-    result = checks.clean_bike_types_add_up(set_rows(clean, 7, mechanical=None, bikes=99))
+    result = quality.clean_bike_types_add_up(set_rows(clean, 7, mechanical=None, bikes=99))
     assert result.passed
     assert figures(result)["rows_checked"] == clean.height - 7
 
@@ -131,17 +131,17 @@ def test_bike_types_ignores_rows_without_types(clean: pl.DataFrame) -> None:
 @pytest.mark.parametrize(("flagged", "passed"), [(25, True), (26, False)])
 def test_capacity_mismatch_share_threshold(clean: pl.DataFrame, flagged: int, passed: bool) -> None:
     hundred = set_rows(clean.head(100).with_columns(capacity_mismatch=False), flagged, capacity_mismatch=True)
-    result = checks.clean_capacity_mismatch_share(hundred)
+    result = quality.clean_capacity_mismatch_share(hundred)
     assert (result.passed, result.severity) == (passed, WARN)
-    assert figures(result) == {"share": flagged / 100, "max_share": checks.MAX_CAPACITY_MISMATCH_SHARE}
+    assert figures(result) == {"share": flagged / 100, "max_share": quality.MAX_CAPACITY_MISMATCH_SHARE}
 
 
 @pytest.mark.parametrize(("stale", "passed"), [(10, True), (11, False)])
 def test_stale_share_threshold(clean: pl.DataFrame, stale: int, passed: bool) -> None:
     hundred = set_rows(clean.head(100).with_columns(is_stale=False), stale, is_stale=True)
-    result = checks.clean_stale_share(hundred)
+    result = quality.clean_stale_share(hundred)
     assert (result.passed, result.severity) == (passed, WARN)
-    assert figures(result) == {"share": stale / 100, "max_share": checks.MAX_STALE_SHARE}
+    assert figures(result) == {"share": stale / 100, "max_share": quality.MAX_STALE_SHARE}
 
 
 def test_station_count_fails_below_the_band(clean: pl.DataFrame) -> None:
@@ -149,7 +149,7 @@ def test_station_count_fails_below_the_band(clean: pl.DataFrame) -> None:
     half_feed = clean.filter(
         (pl.col("snapshot_ts") != first) | (pl.int_range(pl.len()).over("snapshot_ts") < 999)
     )
-    result = checks.clean_station_count(half_feed)
+    result = quality.clean_station_count(half_feed)
     assert (result.passed, result.severity) == (False, WARN)
     assert figures(result)["min_stations"] == 999
     assert figures(result)["max_stations"] == 1485
@@ -157,14 +157,14 @@ def test_station_count_fails_below_the_band(clean: pl.DataFrame) -> None:
 
 def test_station_count_fails_above_the_band(clean: pl.DataFrame) -> None:
     doubled = pl.concat([clean, clean.with_columns(pl.col("station_code") + "_copy")])
-    result = checks.clean_station_count(doubled)
+    result = quality.clean_station_count(doubled)
     assert not result.passed
     assert figures(result)["max_stations"] == 2970
 
 
 def test_station_count_leaves_an_hour_without_rows_to_the_coverage_checks(clean: pl.DataFrame) -> None:
     """An hour without captures is not a half-empty feed: raw and landing_coverage report it."""
-    result = checks.clean_station_count(clean.clear())
+    result = quality.clean_station_count(clean.clear())
     assert result.passed
     assert figures(result)["snapshots"] == 0
 
@@ -183,7 +183,7 @@ def test_arrondissement_rule_fails_on_paris_code_without_arrondissement(clean: p
         .otherwise(pl.col("arrondissement"))
         .alias("arrondissement"),
     )
-    result = checks.arrondissement_rule(bad)
+    result = quality.arrondissement_rule(bad)
     assert (result.check_name, result.passed, result.severity) == ("clean_arrondissement_rule", False, ERROR)
     assert figures(result)["violations"] == 1
     assert figures(result)["examples"] == code
@@ -197,13 +197,13 @@ def test_arrondissement_rule_fails_on_arrondissement_outside_paris(clean: pl.Dat
         .otherwise(pl.col("arrondissement"))
         .alias("arrondissement")
     )
-    result = checks.arrondissement_rule(bad, "reference_arrondissement_rule")
+    result = quality.arrondissement_rule(bad, "reference_arrondissement_rule")
     assert (result.check_name, result.passed) == ("reference_arrondissement_rule", False)
     assert figures(result)["examples"] == outside
 
 
 def test_arrondissement_rule_holds_for_the_bundled_reference() -> None:
-    result = checks.arrondissement_rule(load_bundled_reference())
+    result = quality.arrondissement_rule(load_bundled_reference())
     assert result.passed, figures(result)
     assert figures(result)["paris_stations"] == 992
 
@@ -211,7 +211,7 @@ def test_arrondissement_rule_holds_for_the_bundled_reference() -> None:
 # occupancy and rankings --------------------------------------------------------------------------
 def test_occupancy_checks_pass_on_real_occupancy(occupancy: pl.DataFrame) -> None:
     assert occupancy.height == 1485
-    for check in (checks.occupancy_minutes_in_range, checks.occupancy_fill_rate_in_range):
+    for check in (quality.occupancy_minutes_in_range, quality.occupancy_fill_rate_in_range):
         result = check(occupancy)
         assert (result.passed, result.severity) == (True, ERROR)
         assert figures(result) == {"rows": 1485, "rows_out_of_range": 0}
@@ -228,20 +228,20 @@ def test_occupancy_checks_pass_on_real_occupancy(occupancy: pl.DataFrame) -> Non
     ],
 )
 def test_occupancy_minutes_range(occupancy: pl.DataFrame, column: str, value: float, passed: bool) -> None:
-    result = checks.occupancy_minutes_in_range(set_rows(occupancy, 3, **{column: value}))
+    result = quality.occupancy_minutes_in_range(set_rows(occupancy, 3, **{column: value}))
     assert (result.passed, result.severity) == (passed, ERROR)
     assert figures(result)["rows_out_of_range"] == (0 if passed else 3)
 
 
 @pytest.mark.parametrize(("value", "passed"), [(1.01, False), (-0.01, False), (1.0, True), (None, True)])
 def test_occupancy_fill_rate_range(occupancy: pl.DataFrame, value: float | None, passed: bool) -> None:
-    result = checks.occupancy_fill_rate_in_range(set_rows(occupancy, 2, mean_fill_rate=value))
+    result = quality.occupancy_fill_rate_in_range(set_rows(occupancy, 2, mean_fill_rate=value))
     assert (result.passed, result.severity) == (passed, ERROR)
     assert figures(result)["rows_out_of_range"] == (0 if passed else 2)
 
 
 def test_rankings_contiguous_passes_on_real_rankings(rankings: pl.DataFrame) -> None:
-    result = checks.rankings_contiguous(rankings)
+    result = quality.rankings_contiguous(rankings)
     assert (result.passed, result.severity) == (True, ERROR)
     assert figures(result) == {"days": 1, "broken_days": "none"}
 
@@ -256,7 +256,7 @@ def test_rankings_contiguous_passes_on_real_rankings(rankings: pl.DataFrame) -> 
 )
 def test_rankings_contiguous_fails_on_broken_ranks(rankings: pl.DataFrame, broken) -> None:
     next_day = rankings.with_columns(pl.lit(date(2024, 11, 2)).alias("day"))
-    result = checks.rankings_contiguous(pl.concat([broken(rankings), next_day]))
+    result = quality.rankings_contiguous(pl.concat([broken(rankings), next_day]))
     assert (result.passed, result.severity) == (False, ERROR)
     assert figures(result) == {"days": 2, "broken_days": "2024-11-01"}
 
@@ -272,7 +272,7 @@ def test_rankings_contiguous_fails_on_broken_ranks(rankings: pl.DataFrame, broke
     ],
 )
 def test_landing_coverage(per_hour: dict[str, int], passed: bool, worst: float, below: int) -> None:
-    result = checks.landing_coverage(per_hour, 60)
+    result = quality.landing_coverage(per_hour, 60)
     assert (result.passed, result.severity) == (passed, WARN)
     assert figures(result) == {
         "expected_per_hour": 60,
@@ -284,14 +284,14 @@ def test_landing_coverage(per_hour: dict[str, int], passed: bool, worst: float, 
 @pytest.mark.parametrize(("age_minutes", "passed"), [(14, True), (15, True), (16, False), (600, False)])
 def test_landing_freshness(age_minutes: int, passed: bool) -> None:
     now = datetime(2024, 11, 1, 12, tzinfo=UTC)
-    result = checks.landing_freshness(now - timedelta(minutes=age_minutes), now)
+    result = quality.landing_freshness(now - timedelta(minutes=age_minutes), now)
     assert (result.passed, result.severity) == (passed, WARN)
     assert figures(result)["age_seconds"] == age_minutes * 60
     assert figures(result)["max_age_seconds"] == 900
 
 
 def test_landing_freshness_fails_without_any_capture() -> None:
-    result = checks.landing_freshness(None, datetime(2024, 11, 1, tzinfo=UTC))
+    result = quality.landing_freshness(None, datetime(2024, 11, 1, tzinfo=UTC))
     assert not result.passed
     assert figures(result)["newest_capture"] == "none"
     assert figures(result)["age_seconds"] == -1.0
@@ -305,8 +305,8 @@ def test_raw_checks_pass_on_real_captures(tmp_path: Path) -> None:
     for minute, name in zip((0, 5), FILES, strict=True):
         land(tmp_path, minute, (SAMPLE / name).read_bytes())
     parsed = snapshots.parse_window(tmp_path, *HOUR)
-    parse_errors = checks.raw_parse_errors(parsed.captures, parsed.errors)
-    empty_lists = checks.raw_empty_station_lists(parsed.errors)
+    parse_errors = quality.raw_parse_errors(parsed.captures, parsed.errors)
+    empty_lists = quality.raw_empty_station_lists(parsed.errors)
     assert (parse_errors.passed, parse_errors.severity) == (True, WARN)
     assert figures(parse_errors) == {"captures": 2, "parse_errors": 0}
     assert (empty_lists.passed, figures(empty_lists)) == (True, {"empty_station_lists": 0})
@@ -319,8 +319,8 @@ def test_raw_checks_fail_on_broken_and_empty_captures(tmp_path: Path) -> None:
     land(tmp_path, 10, b'[{"stationcode": "16107", "numbikes')
     land(tmp_path, 15, b"<html><body>502 Bad Gateway</body></html>")
     parsed = snapshots.parse_window(tmp_path, *HOUR)
-    parse_errors = checks.raw_parse_errors(parsed.captures, parsed.errors)
-    empty_lists = checks.raw_empty_station_lists(parsed.errors)
+    parse_errors = quality.raw_parse_errors(parsed.captures, parsed.errors)
+    empty_lists = quality.raw_empty_station_lists(parsed.errors)
     assert (parse_errors.passed, parse_errors.severity) == (False, WARN)
     assert figures(parse_errors) == {"captures": 4, "parse_errors": 3}
     assert (empty_lists.passed, empty_lists.severity) == (False, WARN)
@@ -328,18 +328,13 @@ def test_raw_checks_fail_on_broken_and_empty_captures(tmp_path: Path) -> None:
 
 
 # merging the hours of one run --------------------------------------------------------------------
-def hours(*shares: float) -> list[list[dg.AssetCheckResult]]:
+def hours(*shares: float) -> list[list[quality.Verdict]]:
     """Per hour: a stale-share check and a blocking duplicate check, as clean_stations yields them."""
     return [
         [
-            dg.AssetCheckResult(
-                check_name="clean_stale_share", passed=s <= 0.1, severity=WARN, metadata={"share": s}
-            ),
-            dg.AssetCheckResult(
-                check_name="clean_unique_keys",
-                passed=s < 0.5,
-                severity=ERROR,
-                metadata={"duplicate_rows": int(s * 10)},
+            quality.Verdict("clean_stale_share", passed=s <= 0.1, severity=WARN, metadata={"share": s}),
+            quality.Verdict(
+                "clean_unique_keys", passed=s < 0.5, severity=ERROR, metadata={"duplicate_rows": int(s * 10)}
             ),
         ]
         for s in shares
@@ -349,8 +344,8 @@ def hours(*shares: float) -> list[list[dg.AssetCheckResult]]:
 def test_merge_hourly_passes_when_every_hour_passes() -> None:
     merged = checks.merge_hourly(hours(0.01, 0.02, 0.03))
     assert [(m.check_name, m.passed, m.severity) for m in merged] == [
-        ("clean_stale_share", True, WARN),
-        ("clean_unique_keys", True, ERROR),
+        ("clean_stale_share", True, dg.AssetCheckSeverity.WARN),
+        ("clean_unique_keys", True, dg.AssetCheckSeverity.ERROR),
     ]
     assert figures(merged[0]) == {"share": 0.01, "hours_checked": 3, "hours_failed": 0}
 
@@ -358,9 +353,9 @@ def test_merge_hourly_passes_when_every_hour_passes() -> None:
 def test_merge_hourly_fails_on_one_hour_and_shows_the_first_failing_hour() -> None:
     merged = checks.merge_hourly(hours(0.01, 0.2, 0.6, 0.05))
     stale, unique = merged
-    assert (stale.passed, stale.severity) == (False, WARN)
+    assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert figures(stale) == {"share": 0.2, "hours_checked": 4, "hours_failed": 2}
-    assert (unique.passed, unique.severity) == (False, ERROR)
+    assert (unique.passed, unique.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert figures(unique) == {"duplicate_rows": 6, "hours_checked": 4, "hours_failed": 1}
 
 
@@ -369,6 +364,17 @@ def test_merge_hourly_rejects_hours_with_different_checks() -> None:
     ragged[1].pop()
     with pytest.raises(ValueError):
         checks.merge_hourly(ragged)
+
+
+def test_report_turns_a_verdict_into_an_asset_check_result() -> None:
+    result = checks.report(quality.Verdict("clean_stale_share", False, ERROR, {"share": 0.5}))
+    assert isinstance(result, dg.AssetCheckResult)
+    assert (result.check_name, result.passed, result.severity) == (
+        "clean_stale_share",
+        False,
+        dg.AssetCheckSeverity.ERROR,
+    )
+    assert figures(result) == {"share": 0.5}
 
 
 # inside a real Dagster run -----------------------------------------------------------------------
@@ -424,7 +430,7 @@ def test_blocking_check_failure_stops_downstream_asset_in_the_run(tmp_path: Path
     assert not outcome.success
     evaluations = {e.check_name: e for e in outcome.get_asset_check_evaluations()}
     rule = evaluations["clean_arrondissement_rule"]
-    assert (rule.passed, rule.severity) == (False, ERROR)
+    assert (rule.passed, rule.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert rule.metadata["violations"].value == 1
     assert rule.metadata["examples"].text == "99001"
     assert all(evaluations[name].passed for name in ("clean_unique_keys", "clean_counts_non_negative"))

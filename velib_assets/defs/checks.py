@@ -1,212 +1,31 @@
-"""Asset checks of DESIGN §4: each computes its figures on a frame and reports them as metadata.
+"""Quality verdicts (`velib_assets.quality`) reported as Dagster asset check results."""
 
-Checks that guard downstream correctness are ERROR and declared blocking on their asset; the rest
-WARN. They are plain functions of frames so a test can make each one fail on crafted data.
-"""
-
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
-from velib_assets.reference import arrondissement_violations
-
-ERROR = dg.AssetCheckSeverity.ERROR
-WARN = dg.AssetCheckSeverity.WARN
-EXPECTED_STATIONS = (1_000, 2_500)
-MAX_CAPACITY_MISMATCH_SHARE = 0.25
-MAX_STALE_SHARE = 0.10
-MIN_COVERAGE = 0.5
-MAX_LANDING_AGE = timedelta(minutes=15)
+from velib_assets.quality import Verdict
 
 
-def _result(
-    name: str, passed: bool, severity: dg.AssetCheckSeverity, **metadata: object
-) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(check_name=name, passed=bool(passed), severity=severity, metadata=metadata)
-
-
-def _share(part: int, whole: int) -> float:
-    return round(part / whole, 6) if whole else 0.0
-
-
-# raw_station_snapshots ---------------------------------------------------------------------------
-def raw_parse_errors(captures: int, errors: list[tuple[str, str]]) -> dg.AssetCheckResult:
-    return _result("raw_parse_errors", not errors, WARN, captures=captures, parse_errors=len(errors))
-
-
-def raw_empty_station_lists(errors: list[tuple[str, str]]) -> dg.AssetCheckResult:
-    empty = sum(1 for _, reason in errors if "empty station list" in reason)
-    return _result("raw_empty_station_lists", empty == 0, WARN, empty_station_lists=empty)
-
-
-def landing_coverage(captures_per_hour: dict[str, int], expected_per_hour: int) -> dg.AssetCheckResult:
-    """Share of the expected snapshots that landed, for the worst hour of the run."""
-    shares = {key: _share(n, expected_per_hour) for key, n in captures_per_hour.items()}
-    worst = min(shares.values(), default=0.0)
-    return _result(
-        "landing_coverage",
-        worst >= MIN_COVERAGE,
-        WARN,
-        expected_per_hour=expected_per_hour,
-        worst_hour_share=worst,
-        hours_below_threshold=sum(1 for s in shares.values() if s < MIN_COVERAGE),
+def report(verdict: Verdict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=verdict.check_name,
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity(verdict.severity.value),
+        metadata=verdict.metadata,
     )
 
 
-def landing_freshness(newest: datetime | None, now: datetime) -> dg.AssetCheckResult:
-    age = None if newest is None else (now - newest).total_seconds()
-    passed = age is not None and age <= MAX_LANDING_AGE.total_seconds()
-    return _result(
-        "landing_freshness",
-        passed,
-        WARN,
-        newest_capture=str(newest) if newest else "none",
-        age_seconds=dg.MetadataValue.float(age if age is not None else -1.0),
-        max_age_seconds=MAX_LANDING_AGE.total_seconds(),
-    )
-
-
-# clean_stations ----------------------------------------------------------------------------------
-def _changes(*names: str) -> pl.Expr:
-    """Rows that differ from the previous row in any of `names` (the first row counts as a change)."""
-    return pl.any_horizontal(pl.col(n).ne_missing(pl.col(n).shift(1)) for n in names).fill_null(True)
-
-
-def clean_unique_keys(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    """Clean rows come sorted by key, so duplicates are neighbours; unsorted input is hashed instead."""
-    code, ts = pl.col("station_code"), pl.col("snapshot_ts")
-    in_order = ((code > code.shift(1)) | ((code == code.shift(1)) & (ts >= ts.shift(1)))).slice(1).all()
-    if clean.height < 2:
-        duplicates = 0
-    elif clean.select(in_order).item():
-        duplicates = clean.select((~_changes("station_code", "snapshot_ts")).sum()).item()
-    else:
-        duplicates = clean.height - clean.select("station_code", "snapshot_ts").n_unique()
-    return _result("clean_unique_keys", duplicates == 0, ERROR, duplicate_rows=int(duplicates))
-
-
-def clean_non_null_keys(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    nulls = clean.select(
-        pl.col("station_code").is_null().sum() + pl.col("snapshot_ts").is_null().sum()
-    ).item()
-    return _result("clean_non_null_keys", nulls == 0, ERROR, null_keys=int(nulls))
-
-
-def clean_counts_non_negative(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    counts = ["bikes", "docks", "mechanical", "ebike", "capacity"]
-    negative = clean.select(pl.any_horizontal(pl.col(c) < 0 for c in counts).sum()).item() or 0
-    return _result("clean_counts_non_negative", negative == 0, ERROR, negative_rows=int(negative))
-
-
-def clean_bike_types_add_up(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    known = clean.filter(pl.col("mechanical").is_not_null() & pl.col("ebike").is_not_null())
-    wrong = known.filter(pl.col("mechanical") + pl.col("ebike") != pl.col("bikes")).height
-    return _result(
-        "clean_bike_types_add_up", wrong == 0, WARN, rows_checked=known.height, mismatched_rows=wrong
-    )
-
-
-def clean_capacity_mismatch_share(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    share = _share(int(clean["capacity_mismatch"].sum() or 0), clean.height)
-    return _result(
-        "clean_capacity_mismatch_share",
-        share <= MAX_CAPACITY_MISMATCH_SHARE,
-        WARN,
-        share=share,
-        max_share=MAX_CAPACITY_MISMATCH_SHARE,
-    )
-
-
-def clean_stale_share(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    share = _share(int(clean["is_stale"].sum() or 0), clean.height)
-    return _result(
-        "clean_stale_share", share <= MAX_STALE_SHARE, WARN, share=share, max_share=MAX_STALE_SHARE
-    )
-
-
-def clean_station_count(clean: pl.DataFrame) -> dg.AssetCheckResult:
-    """Stations per snapshot within the expected band (a half-empty feed passes every other check)."""
-    low, high = EXPECTED_STATIONS
-    if clean.is_empty():  # an hour without captures: landing coverage and raw report that
-        return _result("clean_station_count", True, WARN, snapshots=0, expected_band=f"{low}..{high}")
-    per_snapshot = clean.group_by("snapshot_ts").agg(pl.len().alias("stations"))
-    smallest = int(per_snapshot["stations"].min() or 0)
-    largest = int(per_snapshot["stations"].max() or 0)
-    return _result(
-        "clean_station_count",
-        low <= smallest and largest <= high,
-        WARN,
-        snapshots=per_snapshot.height,
-        min_stations=smallest,
-        max_stations=largest,
-        expected_band=f"{low}..{high}",
-    )
-
-
-def arrondissement_rule(
-    stations: pl.DataFrame, name: str = "clean_arrondissement_rule"
-) -> dg.AssetCheckResult:
-    violations = arrondissement_violations(stations)
-    return _result(
-        name,
-        violations.is_empty(),
-        ERROR,
-        paris_stations=stations.filter(pl.col("commune") == "Paris")["station_code"].n_unique(),
-        violations=violations.height,
-        examples=", ".join(violations["station_code"].head(10).to_list()) or "none",
-    )
-
-
-# occupancy and rankings --------------------------------------------------------------------------
-def occupancy_minutes_in_range(occupancy: pl.DataFrame) -> dg.AssetCheckResult:
-    minutes = [c for c in occupancy.columns if c.endswith("_minutes")]
-    bad = occupancy.select(
-        pl.any_horizontal((pl.col(c) < 0) | (pl.col(c) > 60) for c in minutes).sum()
-    ).item()
-    return _result(
-        "occupancy_minutes_in_range", not bad, ERROR, rows=occupancy.height, rows_out_of_range=int(bad or 0)
-    )
-
-
-def occupancy_fill_rate_in_range(occupancy: pl.DataFrame) -> dg.AssetCheckResult:
-    rate = pl.col("mean_fill_rate")
-    bad = occupancy.filter(rate.is_not_null() & ((rate < 0) | (rate > 1))).height
-    return _result(
-        "occupancy_fill_rate_in_range", bad == 0, ERROR, rows=occupancy.height, rows_out_of_range=bad
-    )
-
-
-def rankings_contiguous(rankings: pl.DataFrame) -> dg.AssetCheckResult:
-    """Each day's ranks are exactly 1..n."""
-    per_day = rankings.group_by("day").agg(
-        (pl.col("rank").sort() == pl.int_range(1, pl.len() + 1)).all().alias("ok"), pl.len().alias("stations")
-    )
-    broken = per_day.filter(~pl.col("ok"))["day"].cast(pl.String).to_list()
-    return _result(
-        "rankings_contiguous",
-        not broken,
-        ERROR,
-        days=per_day.height,
-        broken_days=", ".join(broken) or "none",
-    )
-
-
-def merge_hourly(per_hour: list[list[dg.AssetCheckResult]]) -> list[dg.AssetCheckResult]:
+def merge_hourly(per_hour: Sequence[Sequence[Verdict]]) -> list[dg.AssetCheckResult]:
     """One result per check for a run over many hours: it passes when every hour passed, and shows
     the worst hour's figures, so a month-long backfill never holds a month of rows to check it."""
     merged = []
-    for results in zip(*per_hour, strict=True):
-        failing = [r for r in results if not r.passed]
-        shown = failing[0] if failing else results[0]
-        merged.append(
-            dg.AssetCheckResult(
-                check_name=shown.check_name,
-                passed=not failing,
-                severity=shown.severity,
-                metadata={**shown.metadata, "hours_checked": len(results), "hours_failed": len(failing)},
-            )
-        )
+    for verdicts in zip(*per_hour, strict=True):
+        failing = [v for v in verdicts if not v.passed]
+        shown = failing[0] if failing else verdicts[0]
+        metadata = {**shown.metadata, "hours_checked": len(verdicts), "hours_failed": len(failing)}
+        merged.append(report(Verdict(shown.check_name, not failing, shown.severity, metadata)))
     return merged
 
 

@@ -3,7 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from velib_assets import lake, landing, snapshots
+from velib_assets import lake, landing, quality, snapshots
+from velib_assets.builds import RAW
 from velib_assets.defs import checks
 from velib_assets.defs.metadata import errors_table, markdown_table, spec_metadata
 from velib_assets.defs.partitions import hourly_partitions
@@ -12,7 +13,6 @@ from velib_assets.defs.windows import run_windows
 from velib_assets.schema import RAW_SCHEMA
 
 OWNERS = ["team:velib-data"]
-RAW = "raw_station_snapshots"
 
 velib_landing = dg.AssetSpec(
     "velib_landing",
@@ -93,12 +93,12 @@ def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeRes
             "preview": dg.MetadataValue.md(markdown_table(preview)),
         }
     )
-    yield checks.raw_parse_errors(totals["captures"], errors)
-    yield checks.raw_empty_station_lists(errors)
-    yield checks.landing_coverage(per_hour, kpi.expected_snapshots_per_hour)
+    yield checks.report(quality.raw_parse_errors(totals["captures"], errors))
+    yield checks.report(quality.raw_empty_station_lists(errors))
+    yield checks.report(quality.landing_coverage(per_hour, kpi.expected_snapshots_per_hour))
 
 
 @dg.asset_check(asset=velib_landing.key, description="Age of the newest capture in the landing zone.")
 def landing_freshness(lake_store: LakeResource) -> dg.AssetCheckResult:
     newest = landing.newest_capture(lake_store.landing)
-    return checks.landing_freshness(newest.capture_time if newest else None, checks.now_utc())
+    return checks.report(quality.landing_freshness(newest.capture_time if newest else None, checks.now_utc()))

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from velib_assets import lake
+from velib_assets.builds import DISTRICT_OCCUPANCY, RANKINGS, day_hour_dirs
 from velib_assets.defs.ingestion import OWNERS
-from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, day_hour_dirs
 from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import REFERENCE, read_reference

@@ -1,26 +1,26 @@
 """Staging: the station reference and clean, deduplicated station rows (plus their quarantine)."""
 
-from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
 import polars as pl
 
-from velib_assets import lake
+from velib_assets import builds, lake, quality
+from velib_assets.builds import CLEAN, QUARANTINE, RAW
 from velib_assets.defs import checks
-from velib_assets.defs.ingestion import OWNERS, RAW, raw_station_snapshots
+from velib_assets.defs.ingestion import OWNERS, raw_station_snapshots
 from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import hourly_partitions
 from velib_assets.defs.resources import FeedResource, KpiResource, LakeResource
-from velib_assets.defs.windows import Window, map_windows, run_windows, upstream_hour
-from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
+from velib_assets.defs.windows import require_upstream, run_windows
+from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA
 from velib_assets.reference import build_reference, load_bundled_reference
-from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
+from velib_assets.schema import REFERENCE_SCHEMA
 from velib_assets.sources import formats
 from velib_assets.sources.http import FeedError
+from velib_assets.workers import map_parallel
 
 REFERENCE = "station_reference"
-CLEAN = "clean_stations"
-QUARANTINE = "clean_stations_quarantine"
 
 
 class ReferenceConfig(dg.Config):
@@ -71,7 +71,7 @@ def station_reference(config: ReferenceConfig, lake_store: LakeResource, feed: F
             "preview": dg.MetadataValue.md(markdown_table(reference)),
         }
     )
-    yield checks.arrondissement_rule(reference, "reference_arrondissement_rule")
+    yield checks.report(quality.arrondissement_rule(reference, "reference_arrondissement_rule"))
 
 
 CLEAN_CHECKS = [
@@ -120,32 +120,21 @@ CLEAN_CHECKS = [
     can_subset=False,
 )
 def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
-    reference = read_reference(lake_store)
-    thresholds = kpi.thresholds()
-
-    def clean_hour(window: Window) -> CleanedHour:
-        raw = upstream_hour(lake_store.lake, RAW, window, RAW_SCHEMA)
-        result = clean_snapshots(raw, reference, thresholds)
-        lake.write_parquet(result.clean, lake.hour_dir(lake_store.lake, CLEAN, window.start))
-        lake.write_parquet(result.quarantine, lake.hour_dir(lake_store.lake, QUARANTINE, window.start))
-        # Only what the metadata needs is kept: a month of clean rows must not pile up in memory.
-        return CleanedHour(
-            rows=result.clean.height,
-            in_service=int(result.clean["in_service"].sum() or 0),
-            stations=frozenset(result.clean["station_code"].unique().to_list()),
-            reasons=dict(result.quarantine["reason"].value_counts().iter_rows()),
-            # A rendered preview, not a 10-row slice: a slice would keep the whole hour's buffers alive.
-            preview=markdown_table(result.clean) if result.clean.height else "",
-            checks=[check(result.clean) for check in CLEAN_CHECK_FUNCTIONS],
-        )
-
-    hours = map_windows(clean_hour, run_windows(context, hourly_partitions))
+    windows = run_windows(context, hourly_partitions)
+    require_upstream(lake_store.lake, RAW, windows)
+    build = partial(builds.clean_hour, lake_store.lake, read_reference(lake_store), kpi.thresholds())
+    hours = map_parallel(build, windows)
     rows = sum(h.rows for h in hours)
     reasons: dict[str, int] = {}
     for hour in hours:
         for reason, count in hour.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + count
-    preview = next((h.preview for h in hours if h.rows), "_no rows_")
+    first = next((w for w, h in zip(windows, hours, strict=True) if h.rows), None)
+    preview = (
+        markdown_table(pl.read_parquet(lake.hour_dir(lake_store.lake, CLEAN, first.start) / lake.PART_FILE))
+        if first
+        else "_no rows_"
+    )
     yield dg.MaterializeResult(
         asset_key=CLEAN,
         metadata={
@@ -159,26 +148,4 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
         asset_key=QUARANTINE,
         metadata={"dagster/row_count": sum(reasons.values()), "reasons": dg.MetadataValue.json(reasons)},
     )
-    yield from checks.merge_hourly([h.checks for h in hours])
-
-
-@dataclass(frozen=True)
-class CleanedHour:
-    rows: int
-    in_service: int
-    stations: frozenset[str]
-    reasons: dict[str, int]
-    preview: str
-    checks: list[dg.AssetCheckResult]
-
-
-CLEAN_CHECK_FUNCTIONS = (
-    checks.clean_unique_keys,
-    checks.clean_non_null_keys,
-    checks.clean_counts_non_negative,
-    checks.arrondissement_rule,
-    checks.clean_bike_types_add_up,
-    checks.clean_capacity_mismatch_share,
-    checks.clean_stale_share,
-    checks.clean_station_count,
-)
+    yield from checks.merge_hourly([h.verdicts for h in hours])
