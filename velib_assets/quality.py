@@ -117,10 +117,13 @@ def clean_counts_non_negative(clean: pl.DataFrame) -> Verdict:
 
 
 def clean_bike_types_add_up(clean: pl.DataFrame) -> Verdict:
-    known = clean.filter(pl.col("mechanical").is_not_null() & pl.col("ebike").is_not_null())
-    wrong = known.filter(pl.col("mechanical") + pl.col("ebike") != pl.col("bikes")).height
+    known = pl.col("mechanical").is_not_null() & pl.col("ebike").is_not_null()
+    checked, wrong = clean.select(
+        known.sum().alias("checked"),
+        (known & (pl.col("mechanical") + pl.col("ebike") != pl.col("bikes"))).sum().alias("wrong"),
+    ).row(0)
     return _result(
-        "clean_bike_types_add_up", wrong == 0, WARN, rows_checked=known.height, mismatched_rows=wrong
+        "clean_bike_types_add_up", wrong == 0, WARN, rows_checked=int(checked), mismatched_rows=int(wrong)
     )
 
 
@@ -164,12 +167,13 @@ def clean_station_count(clean: pl.DataFrame) -> Verdict:
 def arrondissement_rule(
     stations: pl.DataFrame, name: str = "clean_arrondissement_rule"
 ) -> Verdict:
-    violations = arrondissement_violations(stations)
+    distinct = stations.select("station_code", "commune", "arrondissement").unique()
+    violations = arrondissement_violations(distinct)
     return _result(
         name,
         violations.is_empty(),
         ERROR,
-        paris_stations=stations.filter(pl.col("commune") == "Paris")["station_code"].n_unique(),
+        paris_stations=distinct.filter(pl.col("commune") == "Paris")["station_code"].n_unique(),
         violations=violations.height,
         examples=", ".join(violations["station_code"].head(10).to_list()) or "none",
     )

@@ -97,6 +97,10 @@ def _ahead(*names: str) -> pl.Expr:
     return after
 
 
+def _in_order(frame: pl.DataFrame, *names: str) -> bool:
+    return frame.select(_ahead(*names).slice(1).all(ignore_nulls=False)).item() is True
+
+
 def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows in (hour_start, station_code, snapshot_ts) order, sorting as little as the input allows.
 
@@ -104,13 +108,9 @@ def _window_ordered(frame: pl.DataFrame) -> pl.DataFrame:
     several hours is in (station_code, snapshot_ts) order and needs only a stable sort on the hour.
     Either check is one vectorised pass, far cheaper than sorting string codes.
     """
-    in_order = frame.select(
-        _ahead(*WINDOW_ORDER).slice(1).all(ignore_nulls=False).alias("window"),
-        _ahead("station_code", "snapshot_ts").slice(1).all(ignore_nulls=False).alias("station"),
-    ).row(0, named=True)
-    if in_order["window"] is True:
+    if _in_order(frame, *WINDOW_ORDER):
         return frame
-    if in_order["station"] is True:
+    if _in_order(frame, "station_code", "snapshot_ts"):
         return frame.sort("hour_start", maintain_order=True)
     return frame.sort(*WINDOW_ORDER)
 

@@ -34,7 +34,7 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _longest_streaks(rows: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFrame:
+def _longest_streaks(timed: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFrame:
     """Per station, the longest empty and the longest full streak in minutes.
 
     A streak is a maximal run of a station's consecutive observations (by snapshot_ts) that are all
@@ -42,14 +42,14 @@ def _longest_streaks(rows: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFr
     Its length is the sum of the observations' minutes, weighted as in the hourly occupancy, so a
     streak is never longer than the station's empty (resp. full) minutes and hour ends do not break it.
 
-    `with_observed_us` puts rows in (hour, station, time) order. Runs are first cut inside each
+    `timed` comes from `with_observed_us`, in (hour, station, time) order. Runs are first cut inside each
     (hour, station) block with neighbour comparisons only, then the resulting segments (far fewer
     than rows) are chained across hours per station: no sort on string codes over the day's rows.
     """
     gap = thresholds.max_gap
     hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
     us, state = pl.col("observed_us"), pl.col("_state")
-    timed = with_observed_us(rows, gap).with_columns(
+    timed = timed.with_columns(
         pl.when(pl.col("is_full"))
         .then(FULL)
         .when(pl.col("is_empty"))
@@ -124,13 +124,22 @@ def critical_station_rankings(
         .select("station_code", "snapshot_ts", "name", "is_empty", "is_full")
         .filter((pl.col("snapshot_ts") >= start) & (pl.col("snapshot_ts") < end))
     )
+    timed = with_observed_us(rows, thresholds.max_gap)
+    # In (hour, station, time) order a station's latest name ends one of its hour blocks: grouping
+    # those few rows is far cheaper than sorting the day's rows by time within each station.
+    hour, code = pl.col("hour_start"), pl.col("station_code")
+    ends_block = ((code != code.shift(-1)) | (hour != hour.shift(-1))).fill_null(True)
     names = (
-        rows.lazy().group_by("station_code").agg(pl.col("name").sort_by("snapshot_ts").drop_nulls().last())
+        timed.lazy()
+        .filter(pl.col("name").is_not_null())
+        .filter(ends_block)
+        .group_by("station_code")
+        .agg(pl.col("name").last())
     )
     streak_columns = ["longest_empty_streak_minutes", "longest_full_streak_minutes"]
     ranked = (
         totals.join(names, on="station_code", how="left")
-        .join(_longest_streaks(rows, thresholds), on="station_code", how="left")
+        .join(_longest_streaks(timed, thresholds), on="station_code", how="left")
         .sort("_critical_minutes_us", "_empty_minutes_us", "station_code", descending=[True, True, False])
         .with_row_index("rank", offset=1)
         .with_columns(
