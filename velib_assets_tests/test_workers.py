@@ -1,0 +1,41 @@
+"""Backfill partitions run in worker processes: in input order, errors surfacing, inline when asked."""
+
+import os
+
+import pytest
+
+from velib_assets import workers
+
+
+def pid_and_threads(item: int) -> tuple[int, int, str | None]:
+    return item, os.getpid(), os.environ.get("POLARS_MAX_THREADS")
+
+
+def fail_on_three(item: int) -> int:
+    if item == 3:
+        raise ValueError(f"item {item} is broken")
+    return item
+
+
+def test_items_run_in_other_processes_in_input_order(monkeypatch) -> None:
+    monkeypatch.setenv("VELIB_WORKERS", "2")
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    workers._pool.cache_clear()
+    results = workers.map_parallel(pid_and_threads, range(12))
+    assert [item for item, _, _ in results] == list(range(12))
+    assert {pid for _, pid, _ in results}.isdisjoint({os.getpid()})
+    assert {threads for _, _, threads in results} == {"1"}  # one Polars thread per worker process
+    assert "POLARS_MAX_THREADS" not in os.environ  # the run's own setting is left as it was
+
+
+def test_the_first_error_propagates(monkeypatch) -> None:
+    monkeypatch.setenv("VELIB_WORKERS", "2")
+    with pytest.raises(ValueError, match="item 3 is broken"):
+        workers.map_parallel(fail_on_three, range(6))
+
+
+@pytest.mark.parametrize("configured", ["1", ""])
+def test_one_worker_or_one_item_runs_inline(monkeypatch, configured: str) -> None:
+    monkeypatch.setenv("VELIB_WORKERS", configured)
+    items = range(4) if configured == "1" else range(1)
+    assert {pid for _, pid, _ in workers.map_parallel(pid_and_threads, items)} == {os.getpid()}
