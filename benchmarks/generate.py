@@ -15,8 +15,6 @@ are generated in parallel.
 """
 
 import argparse
-import glob
-import gzip
 import hashlib
 import json
 import math
@@ -32,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from velib_assets import lake
-from velib_assets.schema import RAW_SCHEMA, UTC_TS
+from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import PARIS
 
 RAW_ASSET = "raw_station_snapshots"
@@ -40,7 +38,6 @@ GENERATOR_VERSION = 1
 DEFAULT_START = date(2024, 10, 14)
 """Thirty days from here cross the autumn DST change (27 Oct 2024, a 25-hour day)."""
 DEFAULT_DATA_DIR = Path(__file__).parent / ".data"
-EXPORTS_GLOB = "/work/shared/data/velib/opendata-exports-5min/*.json.gz"
 
 # Rates observed in the real Opendatasoft exports of Oct-Nov 2024 (see benchmarks/README.md).
 CLOSED_SHARE = 0.019
@@ -90,41 +87,11 @@ class Generated:
     generated_days: int
 
 
-def _reference_from_exports(pattern: str = EXPORTS_GLOB) -> pl.DataFrame:
-    """Station reference built from the real Opendatasoft exports when no bundled copy exists yet."""
-    from velib_assets.reference import build_reference
-
-    frames = []
-    for path in sorted(glob.glob(pattern)):
-        records = json.loads(gzip.decompress(Path(path).read_bytes()))
-        stamp = datetime.strptime(Path(path).name[11:26], "%Y%m%d_%H%M%S").replace(tzinfo=PARIS)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "snapshot_ts": [stamp.astimezone(UTC)] * len(records),
-                    "station_code": [r.get("stationcode") for r in records],
-                    "name": [r.get("name") for r in records],
-                    "lat": [(r.get("coordonnees_geo") or {}).get("lat") for r in records],
-                    "lon": [(r.get("coordonnees_geo") or {}).get("lon") for r in records],
-                    "capacity": [r.get("capacity") for r in records],
-                    "commune": [r.get("nom_arrondissement_communes") for r in records],
-                    "code_insee": [r.get("code_insee_commune") for r in records],
-                },
-                schema_overrides={"snapshot_ts": UTC_TS, "lat": pl.Float64, "lon": pl.Float64},
-            )
-        )
-    return build_reference(pl.concat(frames, how="vertical_relaxed"))
-
-
 def load_reference() -> pl.DataFrame:
-    """The bundled station reference (real codes, capacities, communes), or one built from the exports."""
+    """The bundled station reference: real codes, capacities, communes and coordinates."""
     from velib_assets.reference import load_bundled_reference
 
-    try:
-        reference = load_bundled_reference()
-    except FileNotFoundError:
-        reference = _reference_from_exports()
-    return reference.filter(pl.col("station_code").is_not_null()).sort("station_code")
+    return load_bundled_reference().filter(pl.col("station_code").is_not_null()).sort("station_code")
 
 
 def draw_stations(reference: pl.DataFrame, seed: int, limit: int | None = None) -> Stations:

@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-RECORDED = Path("/work/shared/data/velib")
+RECORDED = Path(__file__).parent.parent / "velib_assets" / "sample"
+"""The real recordings bundled with the project (see its README for their origin)."""
 GBFS_DIR = RECORDED / "gbfs-2025-10"
 OPENDATA_EXPORT = RECORDED / "opendata-exports-5min" / "velib_data_20241104_120001.json.gz"
 TICKS = 10

@@ -117,6 +117,20 @@ def run_implementation(
     return figures, pl.read_parquet(out)
 
 
+def dagster_floor(start: date, days: int) -> dict:
+    """The same two backfills with no-op asset bodies: Dagster's own cost under the project's figure."""
+    print("running dagster_floor ...", file=sys.stderr, flush=True)
+    first = min(start, date.fromisoformat(partitions_start())).isoformat()
+    env = {**os.environ, "VELIB_PARTITIONS_START": first}
+    command = [sys.executable, "-m", "benchmarks.dagster_floor",
+               "--start", start.isoformat(), "--days", str(days)]
+    result = measure(command, env=env, cwd=Path(__file__).parent.parent)
+    if result.returncode != 0:
+        raise SystemExit(f"dagster_floor failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    return {"wall_s": json.loads(result.stdout.strip().splitlines()[-1])["wall_s"],
+            "peak_rss_mib": round(result.peak_rss_mib, 1)}
+
+
 def run(args: argparse.Namespace) -> dict:
     data_dir: Path = args.data_dir.resolve()
     began = time.perf_counter()
@@ -156,6 +170,8 @@ def run(args: argparse.Namespace) -> dict:
                 report[name]["peak_rss_mib"] / report["project"]["peak_rss_mib"], 2)
             for name in rankings if name != "project"
         }
+    if "project" in args.only:
+        report["dagster_floor"] = dagster_floor(args.start, args.days)
     if not args.skip_micro:
         print("running micro (sensor tick, parse rate, definitions load) ...", file=sys.stderr, flush=True)
         micro = measure([sys.executable, "-m", "benchmarks.micro"], cwd=Path(__file__).parent.parent)
@@ -177,6 +193,9 @@ def print_table(report: dict) -> None:
     if "ratios" in report:
         print("ratios:", ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
         print("agree:", report["agree"], json.dumps(report["agreement"]))
+    if "dagster_floor" in report:
+        floor = report["dagster_floor"]["wall_s"]
+        print(f"dagster_floor (the same backfills with no-op assets): {floor:.2f} s")
     if "micro" in report:
         m = report["micro"]
         tick, first = m["sensor_tick_s"] * 1000, m["sensor_first_tick_s"] * 1000
