@@ -106,10 +106,6 @@ def ranking_day(root: Path, thresholds: KpiThresholds, day: date) -> tuple[pl.Da
     """The day's ranking, and how many of its hours had occupancy (hours never captured have none:
     the day is ranked on the hours it has)."""
     hours = day_hour_dirs(root, STATION_OCCUPANCY, day)
-    occupancy = lake.scan(hours, STATION_OCCUPANCY_SCHEMA)
-    clean = lake.scan(day_hour_dirs(root, CLEAN, day), CLEAN_SCHEMA).select(
-        "station_code", "snapshot_ts", "name", "is_empty", "is_full"
-    )
-    ranking = critical_station_rankings(occupancy, clean, day, thresholds)
+    ranking = critical_station_rankings(lake.scan(hours, STATION_OCCUPANCY_SCHEMA), day, thresholds)
     lake.write_parquet(ranking, lake.day_dir(root, RANKINGS, day))
     return ranking, len(lake.existing_files(hours))

@@ -45,7 +45,7 @@ def occupancy(clean: pl.DataFrame) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def rankings(clean: pl.DataFrame, occupancy: pl.DataFrame) -> pl.DataFrame:
-    return critical_station_rankings(occupancy, clean, DAY, KpiThresholds())
+    return critical_station_rankings(occupancy, DAY, KpiThresholds())
 
 
 def set_rows(frame: pl.DataFrame, rows: int, **values: object) -> pl.DataFrame:

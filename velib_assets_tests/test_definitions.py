@@ -32,12 +32,7 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
     "clean_stations_quarantine": ({"raw_station_snapshots"}, HOURLY, "staging", {"polars", "parquet"}),
     "station_occupancy": ({"clean_stations"}, HOURLY, "marts", {"polars", "parquet"}),
     "district_occupancy": ({"station_occupancy"}, HOURLY, "marts", {"polars", "parquet"}),
-    "critical_station_rankings": (
-        {"station_occupancy", "clean_stations"},
-        DAILY,
-        "marts",
-        {"polars", "parquet"},
-    ),
+    "critical_station_rankings": ({"station_occupancy"}, DAILY, "marts", {"polars", "parquet"}),
     "duckdb_views": (
         {
             "raw_station_snapshots",

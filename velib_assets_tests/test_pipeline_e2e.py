@@ -399,7 +399,7 @@ def test_rank_ties_follow_exact_durations_not_float_noise() -> None:
     hourly = pl.concat(
         station_occupancy(clean, at(hour, 0, 0), at(hour + 1, 0, 0), thresholds) for hour in (9, 10, 11)
     )
-    ranking = critical_station_rankings(hourly, clean, DAY, thresholds)
+    ranking = critical_station_rankings(hourly, DAY, thresholds)
     assert ranking["station_code"].to_list() == ["10000", "10001"]
     assert ranking["critical_minutes"].to_list() == [0.3, 0.3]
 

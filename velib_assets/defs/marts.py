@@ -82,7 +82,7 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
 
 @dg.asset(
     name=RANKINGS,
-    deps=[STATION_OCCUPANCY, CLEAN],
+    deps=[STATION_OCCUPANCY],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="marts",

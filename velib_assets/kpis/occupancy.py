@@ -3,6 +3,11 @@
 Observation i of a station lasts `min(t(i+1), t(i) + MAX_GAP, window_end) - t(i)`, t(i+1) being the
 station's next observation in the same window: a missing capture does not stretch the previous one
 past MAX_GAP, and nothing counts past the window's end (nor before the first observation in it).
+
+A streak is a maximal run of a station's consecutive observations (by time, at most MAX_GAP apart)
+that are all empty (resp. full); its length is the sum of their minutes. Each station-hour keeps its
+longest streak and the streaks touching its first and last observation, so the daily rankings chain
+hours into streaks from these rows alone (`kpis.rankings`), never re-reading the clean rows.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -28,6 +33,7 @@ OCCUPANCY_INPUT = (
     "bikes",
     "docks",
     "ebike",
+    "name",
     "commune",
     "arrondissement",
 )
@@ -49,9 +55,17 @@ _FLAG_OF = {
     "nearly_full_minutes": "is_nearly_full",
 }
 
+STREAK_STATES = ("empty", "full")
+STREAK_COLUMNS = tuple(
+    f"{part}_{state}_{suffix}"
+    for state in STREAK_STATES
+    for part, suffix in (("leading", "minutes"), ("trailing", "minutes"), ("longest", "streak_minutes"))
+)
+
 STATION_OCCUPANCY_SCHEMA: dict[str, pl.DataType] = {
     "station_code": pl.String(),
     "hour_start": UTC_TS,
+    "name": pl.String(),
     "district": pl.String(),
     **{name: pl.Float64() for name in MINUTE_COLUMNS},
     "mean_fill_rate": pl.Float64(),
@@ -61,9 +75,19 @@ STATION_OCCUPANCY_SCHEMA: dict[str, pl.DataType] = {
     "max_docks": pl.Int32(),
     "mean_ebike": pl.Float64(),
     "snapshots": pl.UInt32(),
+    "first_snapshot_ts": UTC_TS,
+    "last_snapshot_ts": UTC_TS,
+    **{name: pl.Float64() for name in STREAK_COLUMNS},
 }
 """One row per station and window; `mean_fill_rate` is time-weighted, `mean_ebike` a plain mean of the
-window's snapshots (e-bike counts only describe stock, not time spent in a state)."""
+window's snapshots (e-bike counts only describe stock, not time spent in a state). `name` is the
+station's latest name in the window. `leading_empty_minutes` is the empty streak that starts at the
+window's first observation (0 when that one is not empty), `trailing_empty_minutes` the one that ends
+at its last observation, `longest_empty_streak_minutes` the longest inside the window; the same for
+full."""
+
+OTHER, EMPTY, FULL = 0, 1, 2  # a station's state in a streak; in service it cannot be empty and full at once
+_STATE_CODE = {"empty": EMPTY, "full": FULL}
 
 DISTRICT_OCCUPANCY_SCHEMA: dict[str, pl.DataType] = {
     "district": pl.String(),
@@ -130,9 +154,54 @@ def with_observed_us(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame
     return ordered.with_columns((end - ts).dt.total_microseconds().alias("observed_us"))
 
 
-def _aggregate(weighted: pl.DataFrame) -> pl.DataFrame:
+def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
+    """Per station and window: the leading, trailing and longest empty and full streaks (microseconds).
+
+    Rows are in (hour, station, time) order, so runs are cut with neighbour comparisons only; the
+    runs (far fewer than rows) are then summed from a running total of the weights.
+    """
+    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
+    us, state = pl.col("observed_us"), pl.col("_state")
+    starts = (
+        (code != code.shift(1))
+        | (hour != hour.shift(1))
+        | (ts - ts.shift(1) > max_gap)
+        | (state != state.shift(1))
+    ).fill_null(True)
+    runs = (
+        weighted.lazy()
+        .with_columns(
+            pl.when(pl.col("is_full")).then(FULL).when(pl.col("is_empty")).then(EMPTY).otherwise(OTHER)
+            .alias("_state"),
+            (us.cum_sum() - us).alias("_us_before"),
+        )
+        .filter(starts)
+        .select(
+            code,
+            hour,
+            state,
+            (
+                pl.col("_us_before").shift(-1, fill_value=weighted["observed_us"].sum())
+                - pl.col("_us_before")
+            ).alias("_us"),
+        )
+    )
+    run_us = pl.col("_us")
+    return runs.group_by("station_code", "hour_start").agg(
+        aggregate
+        for name, value in _STATE_CODE.items()
+        for aggregate in (
+            pl.when(state.first() == value).then(run_us.first()).otherwise(0).alias(f"leading_{name}_us"),
+            pl.when(state.last() == value).then(run_us.last()).otherwise(0).alias(f"trailing_{name}_us"),
+            run_us.filter(state == value).max().fill_null(0).alias(f"longest_{name}_streak_us"),
+        )
+    )
+
+
+def _aggregate(weighted: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
     us = pl.col("observed_us")
     rate_us = pl.when(pl.col("fill_rate").is_not_null()).then(us).sum()
+    streaks_us = [name.removesuffix("minutes") + "us" for name in STREAK_COLUMNS]
     return (
         weighted.lazy()
         .group_by("station_code", "hour_start")
@@ -149,9 +218,17 @@ def _aggregate(weighted: pl.DataFrame) -> pl.DataFrame:
             pl.col("docks").max().alias("max_docks"),
             pl.col("ebike").mean().alias("mean_ebike"),
             pl.len().alias("snapshots"),
+            pl.col("name").drop_nulls().last(),
             district_label(
                 pl.col("arrondissement").drop_nulls().last(), pl.col("commune").drop_nulls().last()
             ).alias("district"),
+            pl.col("snapshot_ts").min().alias("first_snapshot_ts"),
+            pl.col("snapshot_ts").max().alias("last_snapshot_ts"),
+        )
+        .join(_streaks(weighted, max_gap), on=["station_code", "hour_start"], how="left")
+        .with_columns(
+            (pl.col(us_name) / US_PER_MINUTE).alias(name)
+            for us_name, name in zip(streaks_us, STREAK_COLUMNS, strict=True)
         )
         .select(pl.col(name).cast(dtype) for name, dtype in STATION_OCCUPANCY_SCHEMA.items())
         .sort("hour_start", "station_code")
@@ -182,7 +259,7 @@ def station_occupancy(
         )
         .collect()
     )
-    return _aggregate(with_observed_us(windowed, thresholds.max_gap))
+    return _aggregate(with_observed_us(windowed, thresholds.max_gap), thresholds.max_gap)
 
 
 def hour_windows(rows: pl.LazyFrame) -> pl.DataFrame:
@@ -196,7 +273,7 @@ def hour_windows(rows: pl.LazyFrame) -> pl.DataFrame:
 def station_occupancy_hours(clean: pl.DataFrame | pl.LazyFrame, thresholds: KpiThresholds) -> pl.DataFrame:
     """`station_occupancy` of every hour present in `clean` at once (a single-run backfill)."""
     windowed = hour_windows(clean.lazy().select(OCCUPANCY_INPUT))
-    return _aggregate(with_observed_us(windowed, thresholds.max_gap))
+    return _aggregate(with_observed_us(windowed, thresholds.max_gap), thresholds.max_gap)
 
 
 def district_occupancy(station_occupancy: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
-from velib_assets.kpis.occupancy import US_PER_MINUTE, WINDOW_ORDER, hour_windows, with_observed_us
+from velib_assets.kpis.occupancy import STREAK_STATES, US_PER_MINUTE
 from velib_assets.settings import PARIS, KpiThresholds
 
 SUMMED = ("in_service_minutes", "empty_minutes", "full_minutes")
@@ -24,8 +24,6 @@ RANKINGS_SCHEMA: dict[str, pl.DataType] = {
 }
 """One row per station in service at some point of the local day, ordered by rank (1 = most critical)."""
 
-OTHER, EMPTY, FULL = 0, 1, 2  # a station's state in a streak; in service it cannot be empty and full at once
-
 
 def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     """UTC `[start, end)` of a Europe/Paris day: 23, 24 or 25 hours long."""
@@ -34,112 +32,77 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _longest_streaks(timed: pl.DataFrame, thresholds: KpiThresholds) -> pl.LazyFrame:
-    """Per station, the longest empty and the longest full streak in minutes.
+def _longest_streaks(hours: pl.LazyFrame, thresholds: KpiThresholds) -> pl.LazyFrame:
+    """Per station, the day's longest empty and full streak in minutes, from its hourly rows.
 
-    A streak is a maximal run of a station's consecutive observations (by snapshot_ts) that are all
-    empty (resp. full), consecutive meaning at most MAX_GAP apart: a longer silence breaks the run.
-    Its length is the sum of the observations' minutes, weighted as in the hourly occupancy, so a
-    streak is never longer than the station's empty (resp. full) minutes and hour ends do not break it.
-
-    `timed` comes from `with_observed_us`, in (hour, station, time) order. Runs are first cut inside each
-    (hour, station) block with neighbour comparisons only, then the resulting segments (far fewer
-    than rows) are chained across hours per station: no sort on string codes over the day's rows.
+    A streak continues from one station-hour into the station's next one when the first ends on it
+    (`trailing_*`), the next starts on it (`leading_*`) and their observations are at most MAX_GAP
+    apart. Hours that are one streak from end to end (`leading_* = observed_minutes`) pass it on
+    whole, so a chain of such hours is summed as one group: its first hour brings the streak it
+    inherits, every hour adds its leading streak. The longest streak is then the largest of these
+    chains, of the trailing streaks and of each hour's own longest streak. Minutes are turned back
+    into whole microseconds, so the sums are exact.
     """
-    gap = thresholds.max_gap
-    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
-    us, state = pl.col("observed_us"), pl.col("_state")
-    timed = timed.with_columns(
-        pl.when(pl.col("is_full"))
-        .then(FULL)
-        .when(pl.col("is_empty"))
-        .then(EMPTY)
-        .otherwise(OTHER)
-        .alias("_state")
-    )
-    starts = (
-        (code != code.shift(1))
-        | (hour != hour.shift(1))
-        | (ts - ts.shift(1) > gap)
-        | (state != state.shift(1))
-    ).fill_null(True)
-    segments = (
-        timed.lazy()
-        .with_columns((us.cum_sum() - us).alias("_us_before"), ts.shift(1).alias("_previous_ts"))
-        .filter(starts)
-        .select(
-            code,
-            state,
-            ts.alias("_first_ts"),
-            pl.col("_previous_ts").shift(-1, fill_value=timed["snapshot_ts"].last()).alias("_last_ts"),
-            (
-                pl.col("_us_before").shift(-1, fill_value=timed["observed_us"].sum()) - pl.col("_us_before")
-            ).alias("_us"),
+    code, first_ts, last_ts = pl.col("station_code"), pl.col("first_snapshot_ts"), pl.col("last_snapshot_ts")
+    ordered = hours.sort("station_code", "hour_start")
+    observed = _us("observed_minutes")
+    longest = []
+    for state in STREAK_STATES:
+        leading, trailing = _us(f"leading_{state}_minutes"), _us(f"trailing_{state}_minutes")
+        whole = (leading > 0) & (leading == observed)
+        continues = (
+            (code == code.shift(1))
+            & (trailing.shift(1) > 0)
+            & (leading > 0)
+            & (first_ts - last_ts.shift(1) <= thresholds.max_gap)
+        ).fill_null(False)
+        passes_whole = continues & whole.shift(1).fill_null(False)
+        inherited = pl.when(continues & ~passes_whole).then(trailing.shift(1)).otherwise(0)
+        # Shifts first, over the whole frame: inside `.over()` they would only see their own group.
+        ordered = ordered.with_columns(
+            (inherited + leading).alias("_adds"), (~passes_whole).cum_sum().alias("_chain")
+        ).with_columns(
+            pl.max_horizontal(
+                pl.col("_adds").sum().over("_chain"), trailing, _us(f"longest_{state}_streak_minutes")
+            ).alias(f"_{state}_us")
         )
-    )
-    continues = (state == state.shift(1).over(code)) & (
-        pl.col("_first_ts") - pl.col("_last_ts").shift(1).over(code) <= gap
-    )
-    runs = (
-        segments.with_columns((~continues.fill_null(False)).cum_sum().over(code).alias("_run"))
-        .filter(state != OTHER)
-        .group_by(code, state, "_run")
-        .agg(pl.col("_us").sum())
-    )
-    return runs.group_by(code).agg(
-        (pl.col("_us").filter(state == EMPTY).max() / US_PER_MINUTE).alias("longest_empty_streak_minutes"),
-        (pl.col("_us").filter(state == FULL).max() / US_PER_MINUTE).alias("longest_full_streak_minutes"),
-    )
+        longest.append(
+            (pl.col(f"_{state}_us").max() / US_PER_MINUTE).alias(f"longest_{state}_streak_minutes")
+        )
+    return ordered.group_by("station_code").agg(longest)
+
+
+def _us(minutes: str) -> pl.Expr:
+    """Hourly minutes are whole microseconds divided by 60e6: back to integers, sums are exact."""
+    return (pl.col(minutes) * US_PER_MINUTE).round().cast(pl.Int64)
 
 
 def critical_station_rankings(
-    occupancy: pl.DataFrame | pl.LazyFrame,
-    clean: pl.DataFrame | pl.LazyFrame,
-    day: date,
-    thresholds: KpiThresholds,
+    occupancy: pl.DataFrame | pl.LazyFrame, day: date, thresholds: KpiThresholds
 ) -> pl.DataFrame:
     """Rank the stations of local `day` by minutes empty or full while in service.
 
-    `occupancy` holds hourly station rows (any range: the day's hours are picked by `hour_start`);
-    `clean` the day's clean rows, for names and streaks. Rank ties break on empty minutes then code.
+    `occupancy` holds hourly station rows (any range: the day's hours are picked by `hour_start`).
+    Rank ties break on empty minutes then code; stations never in service that day are left out.
     """
     start, end = local_day_bounds(day)
-    # Hourly minutes are whole microseconds divided by 60e6: turning them back into integers makes the
-    # daily sums exact, so stations with equal totals really tie and the documented tie-breaks decide.
+    hours = occupancy.lazy().filter((pl.col("hour_start") >= start) & (pl.col("hour_start") < end))
+    # Integer sums make stations with equal totals really tie, so the documented tie-breaks decide.
     totals = (
-        occupancy.lazy()
-        .filter((pl.col("hour_start") >= start) & (pl.col("hour_start") < end))
-        .group_by("station_code")
+        hours.group_by("station_code")
         .agg(
-            *((pl.col(c) * US_PER_MINUTE).round().cast(pl.Int64).sum().alias(f"_{c}_us") for c in SUMMED),
+            *(_us(c).sum().alias(f"_{c}_us") for c in SUMMED),
             pl.col("district").sort_by("hour_start").drop_nulls().last(),
+            pl.col("name").sort_by("hour_start").drop_nulls().last(),
         )
         .filter(pl.col("_in_service_minutes_us") > 0)
         .with_columns(
             (pl.col("_empty_minutes_us") + pl.col("_full_minutes_us")).alias("_critical_minutes_us")
         )
     )
-    rows = hour_windows(
-        clean.lazy()
-        .select("station_code", "snapshot_ts", "name", "is_empty", "is_full")
-        .filter((pl.col("snapshot_ts") >= start) & (pl.col("snapshot_ts") < end))
-    )
-    timed = with_observed_us(rows, thresholds.max_gap)
-    # In (hour, station, time) order a station's latest name ends one of its hour blocks: grouping
-    # those few rows is far cheaper than sorting the day's rows by time within each station.
-    hour, code = pl.col("hour_start"), pl.col("station_code")
-    ends_block = ((code != code.shift(-1)) | (hour != hour.shift(-1))).fill_null(True)
-    names = (
-        timed.lazy()
-        .filter(pl.col("name").is_not_null())
-        .filter(ends_block)
-        .group_by("station_code")
-        .agg(pl.col("name").last())
-    )
     streak_columns = ["longest_empty_streak_minutes", "longest_full_streak_minutes"]
     ranked = (
-        totals.join(names, on="station_code", how="left")
-        .join(_longest_streaks(timed, thresholds), on="station_code", how="left")
+        totals.join(_longest_streaks(hours, thresholds), on="station_code", how="left")
         .sort("_critical_minutes_us", "_empty_minutes_us", "station_code", descending=[True, True, False])
         .with_row_index("rank", offset=1)
         .with_columns(
