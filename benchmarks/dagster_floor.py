@@ -2,20 +2,30 @@
 
 The project's derived assets (same keys, hourly and daily partitions, backfill policies and check
 specs) with bodies that only report their materializations and passing checks, run as the same two
-single-run backfills over the same range on an in-memory instance as `benchmarks.project`. Dagster
-records one planned and one materialization event per asset and partition, so this is the floor
-under the project's figure that no pipeline code can remove.
+single-run backfills over the same range as `benchmarks.project`. Dagster records one planned and
+one materialization event per asset and partition, so this is the floor under the project's figure
+that no pipeline code can remove. `--instance` picks the storage that records them: `memory` (as
+`benchmarks.project`), `sqlite` (a fresh local DAGSTER_HOME, as `velib run` and `dagster dev`) or
+`postgres` (a fresh database on the server DAGSTER_POSTGRES_* name, as in production; dropped after).
+The clock starts once the instance and its tables exist.
 
-`python -m benchmarks.dagster_floor --start S --days N` prints one JSON line.
+`python -m benchmarks.dagster_floor --start S --days N --instance I` prints one JSON line.
 """
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
+import psycopg2
 
 from benchmarks.project import DAILY_ASSETS, HOURLY_ASSETS
 
@@ -54,25 +64,72 @@ def floor_definitions() -> dg.Definitions:
     )
 
 
+def _postgres(dbname: str = "postgres") -> "psycopg2.extensions.connection":
+    connection = psycopg2.connect(
+        host=os.environ.get("DAGSTER_POSTGRES_HOST", "127.0.0.1"),
+        port=int(os.environ.get("DAGSTER_POSTGRES_PORT", "5432")),
+        user=os.environ.get("DAGSTER_POSTGRES_USER", "postgres"),
+        password=os.environ.get("DAGSTER_POSTGRES_PASSWORD", ""),
+        dbname=dbname,
+        connect_timeout=5,
+    )
+    connection.autocommit = True
+    return connection
+
+
+@contextmanager
+def instance_of(kind: str) -> Iterator[dg.DagsterInstance]:
+    if kind == "memory":
+        yield dg.DagsterInstance.ephemeral()
+        return
+    with tempfile.TemporaryDirectory(prefix="velib_floor_") as home:
+        if kind == "sqlite":
+            (Path(home) / "dagster.yaml").write_text("")
+            yield dg.DagsterInstance.from_config(home)
+            return
+        database = f"velib_floor_{uuid.uuid4().hex[:12]}"
+        with closing(_postgres()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{database}"')
+        try:
+            (Path(home) / "dagster.yaml").write_text(
+                "storage:\n  postgres:\n    postgres_db:\n"
+                + "".join(
+                    f"      {key}: {{env: DAGSTER_POSTGRES_{env}}}\n"
+                    for key, env in (("username", "USER"), ("password", "PASSWORD"), ("hostname", "HOST"))
+                )
+                + f"      db_name: {database}\n      port: {{env: DAGSTER_POSTGRES_PORT}}\n"
+                "      scheme: postgresql+psycopg2\n"
+            )
+            with dg.DagsterInstance.from_config(home) as instance:
+                yield instance
+        finally:
+            with closing(_postgres()) as admin, admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def main(argv: list[str] | None = None) -> None:
     from velib_assets.pipeline import QUIET, hour_range, range_tags
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--days", type=int, required=True)
+    parser.add_argument("--instance", choices=("memory", "sqlite", "postgres"), default="memory")
     args = parser.parse_args(argv)
+    for key, default in (("HOST", "127.0.0.1"), ("PORT", "5432"), ("USER", "postgres"), ("PASSWORD", "")):
+        os.environ.setdefault(f"DAGSTER_POSTGRES_{key}", default)
     first, last = args.start, args.start + timedelta(days=args.days - 1)
     definitions = floor_definitions()
-    instance = dg.DagsterInstance.ephemeral()
-    began = time.perf_counter()
-    for job_name, tags in (
-        ("floor_hourly", range_tags(*hour_range(first, last))),
-        ("floor_daily", range_tags(first.isoformat(), last.isoformat())),
-    ):
-        definitions.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, run_config=QUIET, raise_on_error=True
-        )
-    sys.stdout.write(json.dumps({"wall_s": round(time.perf_counter() - began, 3)}) + "\n")
+    with instance_of(args.instance) as instance:
+        began = time.perf_counter()
+        for job_name, tags in (
+            ("floor_hourly", range_tags(*hour_range(first, last))),
+            ("floor_daily", range_tags(first.isoformat(), last.isoformat())),
+        ):
+            definitions.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags=tags, run_config=QUIET, raise_on_error=True
+            )
+        wall = time.perf_counter() - began
+    sys.stdout.write(json.dumps({"wall_s": round(wall, 3)}) + "\n")
 
 
 if __name__ == "__main__":
