@@ -167,7 +167,10 @@ def clean_station_count(clean: pl.DataFrame) -> Verdict:
 def arrondissement_rule(
     stations: pl.DataFrame, name: str = "clean_arrondissement_rule"
 ) -> Verdict:
-    distinct = stations.select("station_code", "commune", "arrondissement").unique()
+    # Clean rows come sorted by station: dropping rows equal to their predecessor first leaves the
+    # hashing `unique` a row per station instead of a row per snapshot (any order stays correct).
+    columns = ("station_code", "commune", "arrondissement")
+    distinct = stations.select(columns).filter(_changes(*columns)).unique()
     violations = arrondissement_violations(distinct)
     return _result(
         name,
