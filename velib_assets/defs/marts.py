@@ -33,7 +33,9 @@ from velib_assets.workers import map_parallel
     ],
     description=(
         "Per station and hour: minutes observed, in service, empty, full, nearly empty/full, with each "
-        "observation lasting until the next one, at most MAX_GAP, never past the hour (DESIGN §3)."
+        "observation lasting until the next one, at most MAX_GAP, never past the hour (DESIGN §3); "
+        "the longest empty and full streaks of the hour and those touching its first and last "
+        "observation, from which the daily rankings chain whole-day streaks."
     ),
 )
 def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
@@ -92,7 +94,7 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
     check_specs=[dg.AssetCheckSpec("rankings_contiguous", asset=RANKINGS, blocking=True)],
     description=(
         "Per local day, stations in service ranked by critical minutes (empty + full), then empty "
-        "minutes, then code; with the longest empty and full streaks."
+        "minutes, then code; with the longest empty and full streaks, chained across the day's hours."
     ),
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
