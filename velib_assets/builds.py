@@ -14,7 +14,12 @@ import polars as pl
 
 from velib_assets import lake, quality
 from velib_assets.kpis.clean import CLEAN_SCHEMA, clean_snapshots
-from velib_assets.kpis.occupancy import STATION_OCCUPANCY_SCHEMA, district_occupancy, station_occupancy
+from velib_assets.kpis.occupancy import (
+    STATION_OCCUPANCY_SCHEMA,
+    STREAK_COLUMNS,
+    district_occupancy,
+    station_occupancy,
+)
 from velib_assets.kpis.rankings import critical_station_rankings, local_day_bounds
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import KpiThresholds
@@ -100,6 +105,15 @@ def districts_hour(root: Path, window: Window) -> pl.DataFrame:
     districts = district_occupancy(stations).sort("district")
     lake.write_parquet(districts, lake.hour_dir(root, DISTRICT_OCCUPANCY, window.start))
     return districts
+
+
+def occupancy_without_streaks(root: Path, day: date) -> Path | None:
+    """The first hour of the day's station_occupancy written before it kept the streak summaries the
+    rankings chain (an older layout of the asset), if any."""
+    for path in lake.existing_files(day_hour_dirs(root, STATION_OCCUPANCY, day)):
+        if not set(STREAK_COLUMNS) <= set(pl.read_parquet_schema(path)):
+            return path.parent.relative_to(root)
+    return None
 
 
 def ranking_day(root: Path, thresholds: KpiThresholds, day: date) -> tuple[pl.DataFrame, int]:

@@ -73,7 +73,8 @@ def build_views_sql(lake: Path) -> tuple[list[str], list[str], list[str]]:
         glob = str(lake / asset / pattern).replace("'", "''")
         statements.append(
             f"CREATE OR REPLACE VIEW {view} AS "
-            f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)"
+            # union_by_name: partitions written before a column was added read it as NULL.
+            f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false, union_by_name = true)"
         )
         created.append(view)
     for view, (source, sql) in DERIVED_VIEWS.items():
