@@ -7,6 +7,7 @@ The pool starts once per process (about a second) and every step of the run reus
 """
 
 import multiprocessing
+import multiprocessing.util
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +41,10 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             os.environ.pop("POLARS_MAX_THREADS", None)
         else:
             os.environ["POLARS_MAX_THREADS"] = saved
+    # A process started by multiprocessing (a step of Dagster's multiprocess executor) joins its
+    # children when it ends, before the interpreter would shut an executor down: stop the workers
+    # first. Finalizers with an exit priority run at that point, and at a normal interpreter exit.
+    multiprocessing.util.Finalize(pool, pool.shutdown, exitpriority=10)
     return pool
 
 

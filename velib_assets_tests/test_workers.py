@@ -1,5 +1,6 @@
 """Backfill partitions run in worker processes: in input order, errors surfacing, inline when asked."""
 
+import multiprocessing
 import os
 
 import pytest
@@ -39,3 +40,22 @@ def test_one_worker_or_one_item_runs_inline(monkeypatch, configured: str) -> Non
     monkeypatch.setenv("VELIB_WORKERS", configured)
     items = range(4) if configured == "1" else range(1)
     assert {pid for _, pid, _ in workers.map_parallel(pid_and_threads, items)} == {os.getpid()}
+
+
+def _map_in_a_child(queue) -> None:
+    os.environ["VELIB_WORKERS"] = "2"
+    queue.put([item for item, _, _ in workers.map_parallel(pid_and_threads, range(4))])
+
+
+def test_a_multiprocessing_child_using_the_pool_exits() -> None:
+    """A step of Dagster's multiprocess executor is such a child: it must not hang at exit joining
+    the pool's idle workers."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_map_in_a_child, args=(queue,))
+    child.start()
+    assert queue.get(timeout=60) == [0, 1, 2, 3]
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
