@@ -459,3 +459,23 @@ def test_cli_rankings_for_a_day_without_data(backfill: Backfill, tmp_path: Path)
     [line] = done.stderr.strip().splitlines()
     assert "no rankings for 2024-11-02" in line
     assert "velib run --from 2024-11-02 --to 2024-11-02" in line
+
+
+def test_a_range_backfill_through_the_multiprocess_executor(tmp_path: Path) -> None:
+    """What a backfill launched from the UI runs: Dagster's multiprocess executor puts each step in
+    its own process, and that process builds the range's hours in the worker pool, then exits."""
+    data, home = tmp_path / "data", make_dagster_home(tmp_path / "home")
+    land_sample(data)
+    hours = ("2024-11-04-10:00", "2024-11-04-11:00")
+    selection = ",".join(HOURLY_ASSETS)
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        *("asset", "materialize", "-m", "velib_assets.definitions"),
+        *("--select", selection, "--partition-range", "...".join(hours)),
+    ]
+    done = subprocess.run(command, env=child_env(data, home), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Executing steps using multiprocess executor" in done.stderr
+    for key in hours:
+        assert read_hour(data / "lake", "clean_stations", key).height > 0
+        assert read_hour(data / "lake", "station_occupancy", key).height > 1000
