@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,22 @@ def test_a_multiprocessing_child_using_the_pool_exits() -> None:
     if child.is_alive():
         child.kill()
     assert child.exitcode == 0
+
+
+def touch_or_fail(job: tuple[str, int]) -> int:
+    folder, item = job
+    if item == 0:
+        raise ValueError("the first item is broken")
+    time.sleep(0.05)
+    (Path(folder) / str(item)).touch()
+    return item
+
+
+def test_a_failure_cancels_the_items_not_started(monkeypatch, tmp_path: Path) -> None:
+    """A month-long backfill that fails on its first hour does not go on building the other 700."""
+    monkeypatch.setenv("VELIB_WORKERS", "2")
+    with pytest.raises(ValueError, match="first item"):
+        workers.map_parallel(touch_or_fail, [(str(tmp_path), i) for i in range(60)])
+    workers._pool(2).submit(os.getpid).result()  # queued behind whatever was not cancelled
+    time.sleep(0.3)
+    assert len(list(tmp_path.iterdir())) < 10
