@@ -49,7 +49,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def map_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """`work` on every item, in input order, in worker processes; the first exception propagates.
+    """`work` on every item, in input order, in worker processes; the first exception propagates and
+    the items not started yet are cancelled.
 
     `work` and the items must pickle (a module-level function, or a `functools.partial` of one).
     """
