@@ -128,20 +128,27 @@ def test_bike_types_ignores_rows_without_types(clean: pl.DataFrame) -> None:
     assert figures(result)["rows_checked"] == clean.height - 7
 
 
-@pytest.mark.parametrize(("flagged", "passed"), [(25, True), (26, False)])
-def test_capacity_mismatch_share_threshold(clean: pl.DataFrame, flagged: int, passed: bool) -> None:
-    hundred = set_rows(clean.head(100).with_columns(capacity_mismatch=False), flagged, capacity_mismatch=True)
-    result = quality.clean_capacity_mismatch_share(hundred)
-    assert (result.passed, result.severity) == (passed, WARN)
-    assert figures(result) == {"share": flagged / 100, "max_share": quality.MAX_CAPACITY_MISMATCH_SHARE}
+SHARE_CHECKS = {
+    "capacity_mismatch": (quality.clean_capacity_mismatch_share, quality.MAX_CAPACITY_MISMATCH_SHARE),
+    "is_stale": (quality.clean_stale_share, quality.MAX_STALE_SHARE),
+}
 
 
-@pytest.mark.parametrize(("stale", "passed"), [(10, True), (11, False)])
-def test_stale_share_threshold(clean: pl.DataFrame, stale: int, passed: bool) -> None:
-    hundred = set_rows(clean.head(100).with_columns(is_stale=False), stale, is_stale=True)
-    result = quality.clean_stale_share(hundred)
+@pytest.mark.parametrize(
+    ("column", "flagged", "passed"),
+    [
+        ("capacity_mismatch", 25, True),
+        ("capacity_mismatch", 26, False),
+        ("is_stale", 10, True),
+        ("is_stale", 11, False),
+    ],
+)
+def test_share_thresholds(clean: pl.DataFrame, column: str, flagged: int, passed: bool) -> None:
+    check, max_share = SHARE_CHECKS[column]
+    hundred = set_rows(clean.head(100).with_columns(pl.lit(False).alias(column)), flagged, **{column: True})
+    result = check(hundred)
     assert (result.passed, result.severity) == (passed, WARN)
-    assert figures(result) == {"share": stale / 100, "max_share": quality.MAX_STALE_SHARE}
+    assert figures(result) == {"share": flagged / 100, "max_share": max_share}
 
 
 def test_station_count_fails_below_the_band(clean: pl.DataFrame) -> None:

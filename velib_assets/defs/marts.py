@@ -99,15 +99,16 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     keys = context.partition_keys
-    for day in map(local_day, keys):
+    days = [local_day(key) for key in keys]
+    for day in days:
         if outdated := builds.occupancy_without_streaks(lake_store.lake, day):
             raise dg.Failure(
                 f"{outdated} was written before station_occupancy kept the hourly streaks the rankings "
                 f"chain: materialize station_occupancy for {day} again"
             )
-    days = map_parallel(partial(builds.ranking_day, lake_store.lake, kpi.thresholds()), map(local_day, keys))
-    frames = [ranking for ranking, _ in days]
-    hours_present = {key: hours for key, (_, hours) in zip(keys, days, strict=True)}
+    ranked = map_parallel(partial(builds.ranking_day, lake_store.lake, kpi.thresholds()), days)
+    frames = [ranking for ranking, _ in ranked]
+    hours_present = {key: hours for key, (_, hours) in zip(keys, ranked, strict=True)}
     rankings = pl.concat(frames)
     yield dg.MaterializeResult(
         metadata={
