@@ -116,8 +116,13 @@ def attach_reference(frame: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFra
     ref = reference.select(
         pl.col("station_code"), *(pl.col(c).alias(f"_ref_{c}") for c in METADATA_COLUMNS)
     ).unique("station_code", keep="last")
+    # Join once per run of equal codes, then repeat the run's match over its rows: clean rows come
+    # sorted by station, so that is a join of ~1,500 rows instead of one per snapshot.
+    codes = frame["station_code"]
+    runs = codes.rle().struct.field("value").to_frame("station_code")
+    matched = runs.join(ref, on="station_code", how="left", maintain_order="left").drop("station_code")
     filled = (
-        frame.join(ref, on="station_code", how="left", maintain_order="left")
+        frame.hstack(matched[codes.rle_id()].get_columns())
         .with_columns(pl.coalesce(c, f"_ref_{c}").alias(c) for c in METADATA_COLUMNS)
         .drop(f"_ref_{c}" for c in METADATA_COLUMNS)
     )

@@ -3,15 +3,17 @@
 A month-long backfill is hundreds of independent partitions, each with its own input and output
 files. Threads share one interpreter lock across the many small Polars calls an hour takes (two
 threads gave 1.2x on two cores); spawned processes with a one-thread Polars pool each give ~1.8x.
-The pool starts once per process (about a second) and every step of the run reuses it.
+The pool starts once per process and every step of the run reuses it.
 """
 
 import multiprocessing
 import multiprocessing.util
 import os
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from functools import cache
 from typing import TypeVar
 
@@ -25,6 +27,26 @@ def worker_count() -> int:
     return max(1, int(configured)) if configured else max(1, os.cpu_count() or 1)
 
 
+@contextmanager
+def _main_module_unnamed() -> Iterator[None]:
+    """While workers start, hide which module or file `__main__` is, so they do not import it.
+
+    A spawned process first re-imports its parent's main module, whatever it is: the `dagster` CLI
+    of a run worker, a benchmark, a user's script. That cost each worker about a second, and a
+    script without an `if __name__ == "__main__":` guard would start its work again in every worker
+    and break the pool. The work only needs `velib_assets`, which the tasks import by name.
+    """
+    main = sys.modules["__main__"]
+    saved = {name: vars(main)[name] for name in ("__spec__", "__file__") if name in vars(main)}
+    main.__spec__ = None
+    vars(main).pop("__file__", None)
+    try:
+        yield
+    finally:
+        vars(main).pop("__spec__", None)
+        vars(main).update(saved)
+
+
 @cache
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Spawned, not forked (a fork copies Polars' thread pool in an unknown state). Polars sizes its
@@ -34,8 +56,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     os.environ["POLARS_MAX_THREADS"] = "1"
     try:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        for started in [pool.submit(os.getpid) for _ in range(workers)]:
-            started.result()
+        with _main_module_unnamed():
+            for started in [pool.submit(os.getpid) for _ in range(workers)]:
+                started.result()
     finally:
         if saved is None:
             os.environ.pop("POLARS_MAX_THREADS", None)
@@ -52,7 +75,8 @@ def map_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """`work` on every item, in input order, in worker processes; the first exception propagates and
     the items not started yet are cancelled.
 
-    `work` and the items must pickle (a module-level function, or a `functools.partial` of one).
+    `work` and the items must pickle: a function of an importable module (not of `__main__`, which
+    the workers do not import), or a `functools.partial` of one.
     """
     items = list(items)
     workers = min(worker_count(), len(items))

@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +82,21 @@ def test_a_failure_cancels_the_items_not_started(monkeypatch, tmp_path: Path) ->
     workers._pool(2).submit(os.getpid).result()  # queued behind whatever was not cancelled
     time.sleep(0.3)
     assert len(list(tmp_path.iterdir())) < 10
+
+
+def test_workers_do_not_import_the_main_module(tmp_path: Path) -> None:
+    """Workers start without re-running the parent's `__main__`: a script without a main guard would
+    otherwise start its work again in each of them (and break the pool), and the `dagster` CLI of a
+    run worker cost each of them a second to import."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os\n"
+        "from velib_assets import workers\n"
+        "from velib_assets_tests.test_workers import pid_and_threads\n"
+        "os.environ['VELIB_WORKERS'] = '2'\n"
+        "print([item for item, _, _ in workers.map_parallel(pid_and_threads, range(4))])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 2, 3]"

@@ -73,18 +73,22 @@ def _usable_last_per_key(flagged: pl.DataFrame) -> pl.DataFrame:
     """The usable rows sorted by key, only each key's last one (the sort is stable, so input order
     decides among duplicates).
 
-    Sorting and deduplicating a narrow (key, row number) frame, then gathering the wide rows once,
-    copies the raw columns once instead of three times (filter, sort, deduplicate).
+    Sorting and deduplicating a narrow frame, then gathering the wide rows once, copies the raw
+    columns once instead of three times (filter, sort, deduplicate). The narrow frame sorts on each
+    code's rank among the hour's distinct codes (an integer: a string sort is twice as slow), and on
+    the code alone when the rows already come in time order, as captures do.
     """
-    code, ts = pl.col("station_code"), pl.col("snapshot_ts")
-    is_last = ((code != code.shift(-1)) | (ts != ts.shift(-1))).fill_null(True)
-    rows = (
+    usable = (
         flagged.select(*KEY, pl.col("reason").is_null().alias("_usable"))
         .with_row_index("_row")
         .filter(pl.col("_usable"))
-        .sort(*KEY, maintain_order=True)
-        .filter(is_last)["_row"]
     )
+    codes = usable["station_code"]
+    station = codes.cast(pl.Enum(codes.unique().sort())).to_physical().alias("_station")
+    order = ["_station"] if usable["snapshot_ts"].is_sorted() else ["_station", "snapshot_ts"]
+    rank, ts = pl.col("_station"), pl.col("snapshot_ts")
+    is_last = ((rank != rank.shift(-1)) | (ts != ts.shift(-1))).fill_null(True)
+    rows = usable.with_columns(station).sort(order, maintain_order=True).filter(is_last)["_row"]
     return flagged.drop("reason")[rows]
 
 

@@ -155,7 +155,8 @@ def with_observed_us(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame
 
 
 def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
-    """Per station and window: the leading, trailing and longest empty and full streaks (microseconds).
+    """Per station and window (`_group`, in row order): the leading, trailing and longest empty and
+    full streaks (microseconds).
 
     Rows are in (hour, station, time) order, so runs are cut with neighbour comparisons only; the
     runs (far fewer than rows) are then summed from a running total of the weights.
@@ -177,8 +178,7 @@ def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
         )
         .filter(starts)
         .select(
-            code,
-            hour,
+            "_group",
             state,
             (
                 pl.col("_us_before").shift(-1, fill_value=weighted["observed_us"].sum())
@@ -187,7 +187,7 @@ def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
         )
     )
     run_us = pl.col("_us")
-    return runs.group_by("station_code", "hour_start").agg(
+    return runs.group_by("_group", maintain_order=True).agg(
         aggregate
         for name, value in _STATE_CODE.items()
         for aggregate in (
@@ -199,13 +199,23 @@ def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
 
 
 def _aggregate(weighted: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
+    """One row per station and window, in (hour_start, station_code) order.
+
+    The rows come in that order (`with_observed_us`), so each station-window is a run of rows: it is
+    grouped by the run's number (sorted integers) rather than by hashing codes and timestamps, and
+    its first and last rows are its first and last snapshots.
+    """
     us = pl.col("observed_us")
-    rate_us = pl.when(pl.col("fill_rate").is_not_null()).then(us).sum()
     streaks_us = [name.removesuffix("minutes") + "us" for name in STREAK_COLUMNS]
+    rate_us = pl.when(pl.col("fill_rate").is_not_null()).then(us).sum()
+    grouped = weighted.with_columns(
+        pl.struct("hour_start", "station_code").rle_id().set_sorted().alias("_group")
+    )
     return (
-        weighted.lazy()
-        .group_by("station_code", "hour_start")
+        grouped.lazy()
+        .group_by("_group", maintain_order=True)
         .agg(
+            pl.col("station_code", "hour_start").first(),
             (us.sum() / US_PER_MINUTE).alias("observed_minutes"),
             *(
                 (pl.when(pl.col(flag)).then(us).otherwise(0).sum() / US_PER_MINUTE).alias(name)
@@ -218,20 +228,17 @@ def _aggregate(weighted: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
             pl.col("docks").max().alias("max_docks"),
             pl.col("ebike").mean().alias("mean_ebike"),
             pl.len().alias("snapshots"),
-            pl.col("name").drop_nulls().last(),
-            district_label(
-                pl.col("arrondissement").drop_nulls().last(), pl.col("commune").drop_nulls().last()
-            ).alias("district"),
-            pl.col("snapshot_ts").min().alias("first_snapshot_ts"),
-            pl.col("snapshot_ts").max().alias("last_snapshot_ts"),
+            pl.col("name", "arrondissement", "commune").drop_nulls().last(),
+            pl.col("snapshot_ts").first().alias("first_snapshot_ts"),
+            pl.col("snapshot_ts").last().alias("last_snapshot_ts"),
         )
-        .join(_streaks(weighted, max_gap), on=["station_code", "hour_start"], how="left")
+        .with_columns(district_label(pl.col("arrondissement"), pl.col("commune")).alias("district"))
+        .join(_streaks(grouped, max_gap), on="_group", how="left", maintain_order="left")
         .with_columns(
             (pl.col(us_name) / US_PER_MINUTE).alias(name)
             for us_name, name in zip(streaks_us, STREAK_COLUMNS, strict=True)
         )
         .select(pl.col(name).cast(dtype) for name, dtype in STATION_OCCUPANCY_SCHEMA.items())
-        .sort("hour_start", "station_code")
         .collect()
     )
 
