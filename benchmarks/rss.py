@@ -4,6 +4,11 @@ Two figures, because neither alone is exact for a tree: a sampler thread sums th
 and all its descendants 20 times a second (sees the whole tree, may miss a spike shorter than
 50 ms), and `wait4` reports the kernel's `ru_maxrss` (exact, but for the largest single process of
 the tree only). The peak reported is the larger of the two.
+
+Also the CPU seconds of the tree (`wait4`'s user + system time, which takes in the descendants the
+child waited for, such as its worker processes), steadier than wall time on a shared machine, and
+the share of the machine's CPU time the hypervisor gave to other guests while the command ran
+(`steal` in /proc/stat; None where the system does not report it).
 """
 
 import os
@@ -25,6 +30,8 @@ class Measured:
     process_wall_s: float
     sampled_tree_peak_mib: float
     ru_maxrss_mib: float
+    cpu_s: float
+    steal_share: float | None
     stdout: str
     stderr: str
 
@@ -43,9 +50,17 @@ def _tree_rss(root: psutil.Process) -> int:
     return total
 
 
+def _steal_and_total() -> tuple[float | None, float]:
+    times = psutil.cpu_times()
+    # guest time is already counted in user time
+    total = sum(getattr(times, name) for name in times._fields if not name.startswith("guest"))
+    return getattr(times, "steal", None), total
+
+
 def measure(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
     """Run `command` to completion; output goes to temporary files so a chatty child never blocks."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        steal_before, total_before = _steal_and_total()
         began = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
         peak = 0
@@ -65,6 +80,7 @@ def measure(command: list[str], env: dict[str, str] | None = None, cwd: Path | N
         sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - began
+        steal_after, total_after = _steal_and_total()
         done.set()
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -75,6 +91,12 @@ def measure(command: list[str], env: dict[str, str] | None = None, cwd: Path | N
             process_wall_s=wall,
             sampled_tree_peak_mib=peak / 2**20,
             ru_maxrss_mib=usage.ru_maxrss / 1024,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            steal_share=(
+                (steal_after - steal_before) / (total_after - total_before)
+                if steal_before is not None and steal_after is not None and total_after > total_before
+                else None
+            ),
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )

@@ -110,6 +110,8 @@ def run_implementation(
         "peak_rss_mib": round(result.peak_rss_mib, 1),
         "rows_per_s": round(rows / reported["wall_s"]),
         "process_wall_s": round(result.process_wall_s, 3),
+        "cpu_s": round(result.cpu_s, 2),
+        "cpu_steal_share": None if result.steal_share is None else round(result.steal_share, 4),
         "sampled_tree_peak_mib": round(result.sampled_tree_peak_mib, 1),
         "ru_maxrss_mib": round(result.ru_maxrss_mib, 1),
         **{k: v for k, v in reported.items() if k not in ("wall_s",)},
@@ -194,12 +196,14 @@ def run(args: argparse.Namespace) -> dict:
 def print_table(report: dict) -> None:
     print(f"\n{report['days']} days x {report['stations']} stations at {report['cadence_s']} s: "
           f"{report['rows']:,} rows ({report['raw_bytes'] / 2**20:.0f} MiB raw Parquet)")
-    print(f"{'':10}{'wall s':>10}{'rows/s':>14}{'peak RSS MiB':>14}{'process s':>11}")
+    print(f"{'':10}{'wall s':>10}{'rows/s':>14}{'peak RSS MiB':>14}{'process s':>11}{'CPU s':>9}"
+          f"{'steal':>8}")
     for name in IMPLEMENTATIONS:
         if name in report:
             f = report[name]
+            steal = "" if f.get("cpu_steal_share") is None else f"{f['cpu_steal_share']:.1%}"
             print(f"{name:10}{f['wall_s']:>10.2f}{f['rows_per_s']:>14,}{f['peak_rss_mib']:>14.0f}"
-                  f"{f['process_wall_s']:>11.2f}")
+                  f"{f['process_wall_s']:>11.2f}{f['cpu_s']:>9.1f}{steal:>8}")
     if "ratios" in report:
         print("ratios:", ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
         print("agree:", report["agree"], json.dumps(report["agreement"]))

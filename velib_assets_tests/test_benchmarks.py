@@ -2,12 +2,14 @@
 project, pandas and DuckDB implementations agree on the rankings."""
 
 import json
+import sys
 from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
 from benchmarks import generate, run
+from benchmarks.rss import measure
 
 DAY = date(2024, 10, 27)  # the autumn DST change: a 25-hour local day
 
@@ -52,6 +54,7 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     for name in ("project", "pandas", "duckdb"):
         assert {"wall_s", "peak_rss_mib", "rows_per_s"} <= set(report[name])
         assert report[name]["peak_rss_mib"] > 0 and report[name]["wall_s"] > 0
+        assert report[name]["cpu_s"] > 0 and 0 <= report[name]["cpu_steal_share"] < 1
     assert report["rows"] > 60 * 25 * 25
     # Dagster's own cost, measured with no-op assets on each kind of instance (PostgreSQL runs here).
     floor = report["dagster_floor"]
@@ -65,3 +68,13 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     assert rankings["project"].height > 0
     assert rankings["project"]["station_code"].to_list() == rankings["duckdb"]["station_code"].to_list()
     assert rankings["pandas"]["station_code"].to_list() == rankings["duckdb"]["station_code"].to_list()
+
+
+def test_cpu_seconds_take_in_the_grandchildren() -> None:
+    """A worker process's CPU time counts: the project's backfill runs in its run's worker pool."""
+    spin = "import time; end = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}], check=True)"
+    measured = measure([sys.executable, "-c", parent])
+    assert measured.returncode == 0, measured.stderr
+    assert measured.cpu_s >= 0.4
+    assert measured.steal_share is None or 0 <= measured.steal_share < 1
