@@ -138,8 +138,11 @@ def dagster_floor(start: date, days: int) -> dict:
                 floors[instance] = {"skipped": result.stderr.strip().splitlines()[-1][:300]}
                 continue
             raise SystemExit(f"dagster_floor on {instance} failed:\n{result.stderr[-4000:]}")
-        floors[instance] = {"wall_s": json.loads(result.stdout.strip().splitlines()[-1])["wall_s"],
-                            "peak_rss_mib": round(result.peak_rss_mib, 1)}
+        floors[instance] = {
+            "wall_s": json.loads(result.stdout.strip().splitlines()[-1])["wall_s"],
+            "peak_rss_mib": round(result.peak_rss_mib, 1),
+            "cpu_steal_share": None if result.steal_share is None else round(result.steal_share, 4),
+        }
     return floors
 
 
