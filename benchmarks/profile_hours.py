@@ -31,6 +31,7 @@ SHOWN = ("velib_assets/", "write_parquet", "read_parquet", "scan_parquet", "coll
 
 
 def _best_ms_per_item(action: Callable[[T], object], items: list[T], passes: int = 3) -> float:
+    """Milliseconds per item of the fastest pass: the least disturbed by other guests of the host."""
     best = float("inf")
     for _ in range(passes):
         began = time.perf_counter()

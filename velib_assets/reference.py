@@ -112,6 +112,7 @@ def attach_reference(frame: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFra
 
     Capture values win when present (they are newer); the reference fills the gaps; rows still
     without a commune take the nearest known station's commune and code_insee. Adds `arrondissement`.
+    Any row order works; rows sorted by station (as clean rows are) make the reference match cheap.
     """
     ref = reference.select(
         pl.col("station_code"), *(pl.col(c).alias(f"_ref_{c}") for c in METADATA_COLUMNS)

@@ -54,7 +54,8 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     for name in ("project", "pandas", "duckdb"):
         assert {"wall_s", "peak_rss_mib", "rows_per_s"} <= set(report[name])
         assert report[name]["peak_rss_mib"] > 0 and report[name]["wall_s"] > 0
-        assert report[name]["cpu_s"] > 0 and 0 <= report[name]["cpu_steal_share"] < 1
+        steal = report[name]["cpu_steal_share"]  # None where the system does not report steal
+        assert report[name]["cpu_s"] > 0 and (steal is None or 0 <= steal < 1)
     assert report["rows"] > 60 * 25 * 25
     # Dagster's own cost, measured with no-op assets on each kind of instance (PostgreSQL runs here).
     floor = report["dagster_floor"]

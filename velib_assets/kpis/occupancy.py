@@ -143,7 +143,9 @@ def with_observed_us(windowed: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame
     """Add `observed_us`, how long each observation counts (microseconds), to rows carrying
     `hour_start` and `window_end`.
 
-    Integer durations make every sum exact, so hour-by-hour and all-at-once runs agree to the bit.
+    Integer durations make every sum exact, so hour-by-hour and all-at-once runs count the same
+    microseconds (the minutes derived from them can still differ in the last bit: Polars' float
+    division by a constant is not always correctly rounded). A re-run gives the same bits.
     The result is in (hour_start, station_code, snapshot_ts) order, so a station's next observation
     in its window is simply the next row when it has the same station and window.
     """
@@ -161,13 +163,10 @@ def _streaks(weighted: pl.DataFrame, max_gap: timedelta) -> pl.LazyFrame:
     Rows are in (hour, station, time) order, so runs are cut with neighbour comparisons only; the
     runs (far fewer than rows) are then summed from a running total of the weights.
     """
-    hour, code, ts = (pl.col(name) for name in WINDOW_ORDER)
+    group, ts = pl.col("_group"), pl.col("snapshot_ts")
     us, state = pl.col("observed_us"), pl.col("_state")
     starts = (
-        (code != code.shift(1))
-        | (hour != hour.shift(1))
-        | (ts - ts.shift(1) > max_gap)
-        | (state != state.shift(1))
+        (group != group.shift(1)) | (ts - ts.shift(1) > max_gap) | (state != state.shift(1))
     ).fill_null(True)
     runs = (
         weighted.lazy()
