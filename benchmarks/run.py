@@ -85,6 +85,10 @@ def _clear_outputs(data_dir: Path) -> None:
         shutil.rmtree(data_dir / "lake" / asset, ignore_errors=True)
 
 
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
 def run_implementation(
     name: str, data_dir: Path, start: date, days: int, rows: int
 ) -> tuple[dict, pl.DataFrame]:
@@ -111,7 +115,7 @@ def run_implementation(
         "rows_per_s": round(rows / reported["wall_s"]),
         "process_wall_s": round(result.process_wall_s, 3),
         "cpu_s": round(result.cpu_s, 2),
-        "cpu_steal_share": None if result.steal_share is None else round(result.steal_share, 4),
+        "cpu_steal_share": _rounded(result.steal_share),
         "sampled_tree_peak_mib": round(result.sampled_tree_peak_mib, 1),
         "ru_maxrss_mib": round(result.ru_maxrss_mib, 1),
         **{k: v for k, v in reported.items() if k not in ("wall_s",)},
@@ -141,7 +145,7 @@ def dagster_floor(start: date, days: int) -> dict:
         floors[instance] = {
             "wall_s": json.loads(result.stdout.strip().splitlines()[-1])["wall_s"],
             "peak_rss_mib": round(result.peak_rss_mib, 1),
-            "cpu_steal_share": None if result.steal_share is None else round(result.steal_share, 4),
+            "cpu_steal_share": _rounded(result.steal_share),
         }
     return floors
 

@@ -131,7 +131,9 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
             reasons[reason] = reasons.get(reason, 0) + count
     first = next((w for w, h in zip(windows, hours, strict=True) if h.rows), None)
     preview = (
-        markdown_table(pl.read_parquet(lake.hour_dir(lake_store.lake, CLEAN, first.start) / lake.PART_FILE))
+        markdown_table(
+            pl.read_parquet(lake.hour_dir(lake_store.lake, CLEAN, first.start) / lake.PART_FILE, n_rows=10)
+        )
         if first
         else "_no rows_"
     )
