@@ -4,17 +4,21 @@ Layout under `$VELIB_DATA_DIR/landing/`:
   captures/date=YYYY-MM-DD/hour=HH/<YYYYMMDDTHHMMSS>Z.<format><ext>   station status (UTC hour)
   station_information/<YYYYMMDDTHHMMSS>Z.gbfs-info<ext>                GBFS station_information
 A file is written to a temporary name and hard-linked into place, so a crash leaves no half file
-and a second write of the same capture is a no-op. The pipeline never modifies or deletes them.
+and a second write of the same capture (the same bytes once gunzipped) is a no-op. A different
+capture at the same second lands beside it as `<stamp>Z-<digest>.<format><ext>`, the digest that of
+its content: no name ever collides and nothing is dropped. The pipeline never modifies or deletes them.
 """
 
+import hashlib
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from velib_assets.settings import PARIS
 from velib_assets.sources import formats
 
 CAPTURES = "captures"
@@ -27,7 +31,8 @@ EXTENSIONS = {
     formats.GBFS_STATUS_LINES: ".jsonl",
     formats.GBFS_INFO: ".json",
 }
-_NAME = re.compile(r"^(\d{8}T\d{6})Z\.([a-z-]+)\.[a-z.]+$")
+_NAME = re.compile(r"^(\d{8}T\d{6})Z(?:-[0-9a-f]{12})?\.([a-z-]+)\.[a-z.]+$")
+DIGEST_CHARS = 12
 
 
 @dataclass(frozen=True, order=True)
@@ -39,10 +44,11 @@ class Capture:
     path: Path
 
 
-def capture_name(capture_time: datetime, fmt: str, body: bytes) -> str:
+def capture_name(capture_time: datetime, fmt: str, body: bytes, digest: str | None = None) -> str:
     stamp = capture_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
     gz = ".gz" if body[:2] == b"\x1f\x8b" else ""
-    return f"{stamp}Z.{fmt}{EXTENSIONS[fmt]}{gz}"
+    tag = f"-{digest[:DIGEST_CHARS]}" if digest else ""
+    return f"{stamp}Z{tag}.{fmt}{EXTENSIONS[fmt]}{gz}"
 
 
 def parse_capture_name(path: Path) -> Capture | None:
@@ -63,11 +69,23 @@ def capture_path(root: Path, capture_time: datetime, fmt: str, body: bytes) -> P
     return directory / capture_name(capture_time, fmt, body)
 
 
-def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> tuple[Path, bool]:
-    """Land `body` verbatim; returns the path and whether it was new (False: already landed)."""
-    target = capture_path(root, capture_time, fmt, body)
-    if target.exists():
-        return target, False
+def content_of(body: bytes) -> bytes:
+    """What the feed sent: a gzipped capture compares by its gunzipped bytes."""
+    return formats.decompress(body)
+
+
+def _same_second(target: Path) -> list[Path]:
+    """Files already landed for the same second and format as `target`, whatever their encoding."""
+    if not target.parent.is_dir():
+        return []
+    stamp, fmt = target.name[:16], target.name.split(".")[1]
+    return sorted(
+        p for p in target.parent.iterdir() if p.name[:16] == stamp and p.name.split(".")[1:2] == [fmt]
+    )
+
+
+def _link_new(target: Path, body: bytes) -> bool:
+    """Write `body` to a temporary file, fsync it, hard-link it to `target`; False if `target` exists."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
@@ -77,10 +95,31 @@ def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> 
             os.fsync(handle.fileno())
         os.link(tmp, target)
     except FileExistsError:
-        return target, False
+        return False
     finally:
         tmp.unlink(missing_ok=True)
-    return target, True
+    return True
+
+
+def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> tuple[Path, bool]:
+    """Land `body` verbatim; returns the path and whether it was new.
+
+    False means the same capture (same format, same bytes once gunzipped) had landed at that second
+    already. A different capture at the same second is landed under a digest-tagged name.
+    """
+    canonical = capture_path(root, capture_time, fmt, body)
+    content = content_of(body)
+    for landed in _same_second(canonical):
+        if content_of(landed.read_bytes()) == content:
+            return landed, False
+    digest = hashlib.sha256(content).hexdigest()
+    tagged = canonical.with_name(capture_name(capture_time, fmt, body, digest))
+    for target in (canonical, tagged):
+        if _link_new(target, body):
+            return target, True
+        if content_of(target.read_bytes()) == content:  # another writer landed it just now
+            return target, False
+    raise FileExistsError(f"{tagged}: a different capture holds the digest-tagged name")
 
 
 def _listed(directory: Path) -> Iterator[Capture]:
@@ -125,3 +164,15 @@ def newest_capture(root: Path) -> Capture | None:
             if captures:
                 return captures[-1]
     return None
+
+
+def capture_days(root: Path) -> list[date]:
+    """The local (Europe/Paris) days on which status captures landed, from the folder names alone."""
+    base = root / CAPTURES
+    days: set[date] = set()
+    for date_dir in base.glob("date=*") if base.is_dir() else []:
+        for hour_dir in date_dir.glob("hour=*"):
+            if any(parse_capture_name(p) for p in hour_dir.iterdir()):
+                utc = datetime.strptime(f"{date_dir.name[5:]} {hour_dir.name[5:]}", "%Y-%m-%d %H")
+                days.add(utc.replace(tzinfo=UTC).astimezone(PARIS).date())
+    return sorted(days)

@@ -35,6 +35,10 @@ ENV_MAX_GAP_MINUTES = "VELIB_MAX_GAP_MINUTES"
 ENV_NEARLY_EMPTY = "VELIB_NEARLY_EMPTY_RATE"
 ENV_NEARLY_FULL = "VELIB_NEARLY_FULL_RATE"
 ENV_STALE_HOURS = "VELIB_STALE_HOURS"
+ENV_CLOCK_TOLERANCE = "VELIB_CLOCK_TOLERANCE_SECONDS"
+ENV_TICK_BUDGET = "VELIB_TICK_BUDGET_SECONDS"
+ENV_MAX_RETRY_AFTER = "VELIB_MAX_RETRY_AFTER_SECONDS"
+ENV_POOL_WAIT = "VELIB_POOL_WAIT_SECONDS"
 
 
 def _env(name: str, default: str) -> str:
@@ -72,3 +76,23 @@ def partitions_start() -> str:
 
 def poll_interval_seconds() -> int:
     return max(5, int(_env(ENV_POLL_SECONDS, "60")))
+
+
+def clock_tolerance() -> timedelta:
+    """How far a capture's own time may run ahead of this machine's clock before it is distrusted."""
+    return timedelta(seconds=max(0.0, float(_env(ENV_CLOCK_TOLERANCE, "300"))))
+
+
+def tick_budget_seconds() -> float:
+    """The whole poll of one sensor tick (every request, retry and backoff) ends within this."""
+    return min(50.0, max(5.0, float(_env(ENV_TICK_BUDGET, "40"))))
+
+
+def max_retry_after_seconds() -> float:
+    """The longest a feed's `Retry-After` is honoured across ticks (a longer one is cut to this)."""
+    return max(0.0, float(_env(ENV_MAX_RETRY_AFTER, "3600")))
+
+
+def pool_wait_seconds() -> float:
+    """How long `velib run` waits for the `duckdb_writer` pool held by another live run."""
+    return max(0.0, float(_env(ENV_POOL_WAIT, "600")))

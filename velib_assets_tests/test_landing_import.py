@@ -41,11 +41,12 @@ def test_write_capture_lands_verbatim_bytes_once(tmp_path: Path):
     )
     assert path.read_bytes() == BODY
 
-    again, created_again = landing.write_capture(tmp_path, T, formats.OPENDATA_JSON, b"[] different bytes")
+    assert landing.write_capture(tmp_path, T, formats.OPENDATA_JSON, BODY) == (path, False)
+    other, created_other = landing.write_capture(tmp_path, T, formats.OPENDATA_JSON, b"[] different bytes")
 
-    assert (again, created_again) == (path, False)
+    assert created_other is True and other.name.startswith("20241103T163501Z-")  # beside it, not dropped
     assert path.read_bytes() == BODY  # immutable: a second write never replaces a landed capture
-    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    assert set(path.parent.iterdir()) == {path, other}  # no temporary file left behind
 
 
 def test_write_capture_names_gzip_and_information(tmp_path: Path):
