@@ -13,6 +13,7 @@ from enum import Enum
 import polars as pl
 
 from velib_assets.reference import arrondissement_violations
+from velib_assets.settings import clock_tolerance
 
 
 class Severity(Enum):
@@ -72,8 +73,16 @@ def landing_coverage(captures_per_hour: dict[str, int], expected_per_hour: int) 
 
 
 def landing_freshness(newest: datetime | None, now: datetime) -> Verdict:
+    """Fails when the newest capture is too old, or dated beyond the clock tolerance in the future.
+
+    A future-dated capture is a mis-dated file, not a fresh one: it would read as fresh for years and
+    hide a stopped ingestion, so it fails the check (with its true, negative age) until it is removed.
+    """
     age = None if newest is None else (now - newest).total_seconds()
-    passed = age is not None and age <= MAX_LANDING_AGE.total_seconds()
+    ahead = -age if age is not None and age < 0 else 0.0
+    tolerance = clock_tolerance().total_seconds()
+    in_future = ahead > tolerance
+    passed = age is not None and age <= MAX_LANDING_AGE.total_seconds() and not in_future
     return _result(
         "landing_freshness",
         passed,
@@ -81,7 +90,21 @@ def landing_freshness(newest: datetime | None, now: datetime) -> Verdict:
         newest_capture=str(newest) if newest else "none",
         age_seconds=float(age if age is not None else -1.0),
         max_age_seconds=MAX_LANDING_AGE.total_seconds(),
+        ahead_of_clock_seconds=ahead,
+        clock_tolerance_seconds=tolerance,
+        problem=_freshness_problem(age, in_future),
     )
+
+
+def _freshness_problem(age: float | None, in_future: bool) -> str:
+    if age is None:
+        return "no capture landed"
+    if in_future:
+        return (
+            "the newest capture is dated in the future beyond the clock tolerance: a mis-dated capture; "
+            "remove it from the landing zone to judge freshness again"
+        )
+    return "too old" if age > MAX_LANDING_AGE.total_seconds() else "none"
 
 
 # clean_stations ----------------------------------------------------------------------------------

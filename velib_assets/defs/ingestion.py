@@ -98,7 +98,10 @@ def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeRes
     yield checks.report(quality.landing_coverage(per_hour, kpi.expected_snapshots_per_hour))
 
 
-@dg.asset_check(asset=velib_landing.key, description="Age of the newest capture in the landing zone.")
+@dg.asset_check(
+    asset=velib_landing.key,
+    description="Age of the newest capture in the landing zone; a capture dated in the future fails it.",
+)
 def landing_freshness(lake_store: LakeResource) -> dg.AssetCheckResult:
     newest = landing.newest_capture(lake_store.landing)
     return checks.report(quality.landing_freshness(newest.capture_time if newest else None, checks.now_utc()))

@@ -27,6 +27,11 @@ GBFS_INFO = "gbfs-info"
 STATUS_FORMATS = (OPENDATA_JSON, OPENDATA_CSV, OPENDATA_PARQUET, GBFS_STATUS, GBFS_STATUS_LINES)
 
 GBFS_TIMESTAMP_KEYS = ("last_updated", "lastUpdatedOther")
+# What makes an entry a station (see `_require_stations`): a code field, and counts or a description.
+GBFS_CODE_KEYS = ("stationCode", "station_id")
+GBFS_COUNT_KEYS = ("num_bikes_available", "numBikesAvailable", "num_docks_available", "numDocksAvailable")
+GBFS_INFO_KEYS = ("name", "lat", "lon")
+OPENDATA_COUNT_KEYS = ("numbikesavailable", "numdocksavailable")
 
 # Column labels of the Paris Open Data CSV export, mapped to the API's record fields.
 CSV_LABELS = {
@@ -75,6 +80,8 @@ def load_json(body: bytes) -> Any:
         raise CaptureParseError(f"invalid JSON at byte {exc.pos}: {exc.msg}") from exc
     except UnicodeDecodeError as exc:
         raise CaptureParseError(f"not UTF-8 text ({exc.reason})") from exc
+    except RecursionError as exc:
+        raise CaptureParseError("JSON nested too deep to be a station list") from exc
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -89,17 +96,14 @@ def _truncated(text: bytes, exc: json.JSONDecodeError) -> bool:
 
 
 def gbfs_feed_time(document: Any) -> datetime | None:
-    """The feed's own timestamp (`last_updated`, or Vélib's `lastUpdatedOther`), in UTC."""
+    """The feed's own timestamp (`last_updated`, or Vélib's `lastUpdatedOther`), in UTC; None when
+    absent or absurd. Whether it is plausible (not in the future, say) is for the caller to judge."""
     if not isinstance(document, dict):
         return None
     for key in GBFS_TIMESTAMP_KEYS:
-        value = document.get(key)
-        if isinstance(value, int | float) and value > 0:
-            return datetime.fromtimestamp(value, UTC)
-        if isinstance(value, str) and value:
-            parsed = _iso_utc(value)
-            if parsed is not None:
-                return parsed
+        parsed = _epoch_utc(document.get(key))
+        if parsed is not None:
+            return parsed
     return None
 
 
@@ -120,22 +124,51 @@ def _non_empty(stations: list[Any]) -> list[dict[str, Any]]:
     return stations
 
 
+def _require_stations(
+    stations: list[dict[str, Any]], code_keys: tuple[str, ...], value_keys: tuple[str, ...], what: str
+) -> None:
+    """Any JSON object passes the shape checks (`{"a": 1}` on a line): a station list needs at least one
+    entry with the format's station code field and `what`. The field may be null (real exports null
+    every `stationcode` at times, and those are still captures of the feed), but it must be there."""
+    for station in stations:
+        if any(k in station for k in code_keys) and any(station.get(k) is not None for k in value_keys):
+            return
+    raise CaptureParseError(
+        f"not a station list: none of its {len(stations)} entries has a station code field "
+        f"({' or '.join(code_keys)}) with {what}"
+    )
+
+
 def _iso_utc(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 pushed out of range by the offset
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+MS_EPOCH_ABOVE = 1e11
+"""A Unix time this large is in milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973."""
+LATEST_EPOCH = 4_102_444_800
+"""2100-01-01: a time later than this, in seconds or milliseconds, is absurd (1e13 ms is 2286)."""
 
 
 def _epoch_utc(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    """A Unix time (seconds, or milliseconds recognised by size) or an ISO string, in UTC.
+
+    Feeds send absurd values (1e13, negative, NaN, Infinity): those are None, so one bad station or
+    feed time never breaks a whole capture."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return _iso_utc(value)
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        if not value > 0:  # also NaN
+            return None
+        seconds = value / 1000 if value > MS_EPOCH_ABOVE else value
+        return datetime.fromtimestamp(seconds, UTC) if seconds < LATEST_EPOCH else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _flag(value: Any) -> bool | None:
@@ -161,7 +194,7 @@ def _int(value: Any) -> int | None:
             return None
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite count
         return None
     return number if -(2**31) < number < 2**31 else None
 
@@ -197,6 +230,7 @@ def _column(records: list[dict[str, Any]], key: str, convert: Callable[[Any], An
 
 def opendata_records_frame(records: list[dict[str, Any]], snapshot_ts: datetime) -> pl.DataFrame:
     """Opendatasoft `velib-disponibilite-en-temps-reel` records (API, CSV or Parquet) to raw rows."""
+    _require_stations(records, ("stationcode",), OPENDATA_COUNT_KEYS, "a bike or dock count")
     coords = [r.get("coordonnees_geo") if isinstance(r.get("coordonnees_geo"), dict) else {} for r in records]
     return _frame(
         {
@@ -292,6 +326,7 @@ def _first(station: dict[str, Any], *keys: str) -> Any:
 
 
 def gbfs_status_frame(stations: list[dict[str, Any]], snapshot_ts: datetime) -> pl.DataFrame:
+    _require_stations(stations, GBFS_CODE_KEYS, GBFS_COUNT_KEYS, "a bike or dock count")
     types = [_bike_types(s.get("num_bikes_available_types")) for s in stations]
     return _frame(
         {
@@ -314,6 +349,7 @@ def gbfs_status_frame(stations: list[dict[str, Any]], snapshot_ts: datetime) -> 
 def gbfs_info_frame(document: Any) -> pl.DataFrame:
     """`station_information` as (station_id, station_code, name, lat, lon, capacity) for joining."""
     stations = gbfs_stations(document)
+    _require_stations(stations, GBFS_CODE_KEYS, GBFS_INFO_KEYS, "a name or position")
     return pl.DataFrame(
         {
             "station_id": _column(stations, "station_id", _station_id),

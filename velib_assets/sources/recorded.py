@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -37,7 +38,10 @@ def name_time(name: str) -> tuple[datetime, bool] | None:
     if match is None:
         return None
     digits = re.sub(r"\D", "", match.group("date") + match.group("time"))
-    naive = datetime.strptime(digits, "%Y%m%d%H%M%S")
+    try:
+        naive = datetime.strptime(digits, "%Y%m%d%H%M%S")
+    except ValueError as exc:
+        raise CaptureParseError(f"the time in the file name, {match.group(0)!r}, is not a date") from exc
     tz = match.group("tz")
     if tz is None:
         return naive.replace(tzinfo=PARIS).astimezone(UTC), False
@@ -67,15 +71,22 @@ def detect_format(path: Path, body: bytes) -> str:
         return formats.OPENDATA_JSON
     data = document.get("data") if isinstance(document, dict) else None
     if isinstance(data, dict) and isinstance(data.get("stations"), list):
-        first = data["stations"][0] if data["stations"] else {}
-        if "num_bikes_available" in first or "numBikesAvailable" in first:
-            return formats.GBFS_STATUS
-        if "lat" in first or "name" in first:
-            return formats.GBFS_INFO
-        raise CaptureParseError("empty station list")
+        return _gbfs_kind(data["stations"])
     if isinstance(data, dict):
         raise CaptureParseError("a GBFS document without stations (discovery or system information)")
     raise CaptureParseError("not a recognised Vélib' capture format")
+
+
+def _gbfs_kind(stations: list[Any]) -> str:
+    """Status or information, by the keys of the first entry (the parser then checks every entry)."""
+    if not stations:
+        raise CaptureParseError("empty station list")
+    first = stations[0] if isinstance(stations[0], dict) else {}
+    if "num_bikes_available" in first or "numBikesAvailable" in first:
+        return formats.GBFS_STATUS
+    if "lat" in first or "name" in first:
+        return formats.GBFS_INFO
+    raise CaptureParseError("not a station list: GBFS stations have neither bike counts nor names")
 
 
 def read_recorded(path: Path) -> RecordedCapture:
