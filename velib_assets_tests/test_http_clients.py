@@ -4,7 +4,10 @@ import json
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -341,3 +344,78 @@ def test_oversized_body_is_refused(httpserver, streamed):
         client(max_bytes=65_536).get(httpserver.url_for("/feed.json"))
     declared = httpserver.log[0][1].headers.get("Content-Length")
     assert declared is None if streamed else declared == str(len(body))
+
+
+# --- the deadline of a client with a budget (one per sensor tick) -------------------------------------
+def trickling(stop: threading.Event, status: int = 200) -> Response:
+    """An answer of one byte every 0.2 s for 10 s: every read is quick, the whole is not."""
+
+    def body() -> Iterator[bytes]:
+        yield b"["
+        for _ in range(50):
+            if stop.wait(0.2):
+                return
+            yield b" "
+        yield b"]"
+
+    return Response(body(), status=status, content_type="application/json")
+
+
+@pytest.fixture
+def stop(httpserver) -> Iterator[threading.Event]:
+    """Ends the trickles at teardown, then waits until the one-request-at-a-time server is free."""
+    event = threading.Event()
+    yield event
+    event.set()
+    drain(httpserver)
+
+
+def test_a_trickled_body_is_cut_off_at_the_deadline(httpserver, stop):
+    httpserver.expect_request("/feed.json").respond_with_handler(lambda _: trickling(stop))
+    started = time.monotonic()
+    with pytest.raises(FeedError, match="gave up after the tick's 1 s budget"):
+        HttpClient(FAST, budget_s=1.0).get(httpserver.url_for("/feed.json"))
+    assert time.monotonic() - started < 1.3
+
+
+def test_a_trickled_error_body_does_not_hold_the_retry(httpserver, stop):
+    httpserver.expect_request("/feed.json").respond_with_handler(lambda _: trickling(stop, status=503))
+    started = time.monotonic()
+    with pytest.raises(FeedError, match="HTTP 503"):
+        HttpClient(replace(FAST, max_retries=1), budget_s=5.0).get(httpserver.url_for("/feed.json"))
+    assert time.monotonic() - started < 1.5  # urllib3 would drain 10 s of body before retrying
+    assert len(httpserver.log) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "retry_after_s"),
+    [(Response("busy", 503, headers={"Retry-After": "1"}), 1.0), (Response("oops", 500), None)],
+    ids=["retry-after", "backoff"],
+)
+def test_retries_give_up_rather_than_wait_past_the_deadline(httpserver, answer, retry_after_s):
+    httpserver.expect_request("/feed.json").respond_with_response(answer)
+    settings = replace(FAST, max_retries=5, backoff_s=1.0, max_retry_after_s=10.0)
+    started = time.monotonic()
+    with pytest.raises(FeedError, match=f"HTTP {answer.status_code} after 1 retries") as raised:
+        HttpClient(settings, budget_s=1.5).get(httpserver.url_for("/feed.json"))
+    assert time.monotonic() - started < 1.5  # a wait of 1 s (or 2 s of backoff) more would pass it
+    assert raised.value.retry_after_s == retry_after_s
+    assert len(httpserver.log) == 2
+
+
+def in_an_hour() -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(lambda: "120", 120.0), (in_an_hour, 3600.0), (lambda: "soon", None)],
+    ids=["seconds", "http-date", "unreadable"],
+)
+def test_a_final_429_hands_its_retry_after_to_the_caller(httpserver, header, expected):
+    answer = Response("quota", status=429, headers={"Retry-After": header()})
+    httpserver.expect_request("/feed.json").respond_with_response(answer)
+    with pytest.raises(FeedError, match="HTTP 429") as raised:
+        client(max_retries=2, max_retry_after_s=0.05).get(httpserver.url_for("/feed.json"))
+    assert raised.value.retry_after_s == (None if expected is None else pytest.approx(expected, abs=2))
+    assert len(httpserver.log) == 3  # an unreadable Retry-After is plain backoff, not a crash

@@ -17,6 +17,13 @@ def hour_key(when: datetime) -> str:
     return hourly_partitions.get_partition_key_for_timestamp(when.timestamp())
 
 
+def started_hour_key(when: datetime, now: datetime) -> str | None:
+    """The key of `when`'s hour, or of the hour running at `now` if `when` is later (a feed clock a few
+    seconds ahead must not name an hour that has not started); None before the first partition."""
+    moment = min(when, now)
+    return hour_key(moment) if moment >= hourly_partitions.start else None
+
+
 def day_key(when: datetime) -> str:
     return daily_partitions.get_partition_key_for_timestamp(when.timestamp())
 

@@ -41,7 +41,8 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class FeedResource(dg.ConfigurableResource):
-    """Which live feed the sensor polls and how patiently (timeouts, retries, size bound)."""
+    """Which live feed the sensor polls and how patiently (timeouts, retries, size bound, and the time
+    budget of one tick's whole poll)."""
 
     source: str = "gbfs"
     gbfs_url: str = settings.DEFAULT_GBFS_URL
@@ -50,22 +51,25 @@ class FeedResource(dg.ConfigurableResource):
     read_timeout_s: float = 10.0
     max_retries: int = 2
     max_response_bytes: int = 20 * 1024 * 1024
+    tick_budget_s: float = 40.0
 
-    def http(self) -> HttpClient:
+    def http(self, budget_s: float | None = None) -> HttpClient:
+        """A client whose requests all end within `budget_s` from now (None: no deadline)."""
         return HttpClient(
             HttpSettings(
                 connect_timeout_s=self.connect_timeout_s,
                 read_timeout_s=self.read_timeout_s,
                 max_retries=self.max_retries,
                 max_bytes=self.max_response_bytes,
-            )
+            ),
+            budget_s=budget_s,
         )
 
-    def gbfs(self) -> GbfsClient:
-        return GbfsClient(self.http(), self.gbfs_url)
+    def gbfs(self, budget_s: float | None = None) -> GbfsClient:
+        return GbfsClient(self.http(budget_s), self.gbfs_url)
 
-    def opendata(self) -> OpendataClient:
-        return OpendataClient(self.http(), self.opendata_url)
+    def opendata(self, budget_s: float | None = None) -> OpendataClient:
+        return OpendataClient(self.http(budget_s), self.opendata_url)
 
 
 class KpiResource(dg.ConfigurableResource):
@@ -113,6 +117,7 @@ def build_resources() -> dict[str, object]:
             read_timeout_s=_env_float(settings.ENV_READ_TIMEOUT, 10.0),
             max_retries=_env_number(settings.ENV_MAX_RETRIES, 2),
             max_response_bytes=_env_number(settings.ENV_MAX_BYTES, 20 * 1024 * 1024),
+            tick_budget_s=settings.tick_budget_seconds(),
         ),
         "kpi": KpiResource(
             max_gap_minutes=thresholds.max_gap.total_seconds() / 60,

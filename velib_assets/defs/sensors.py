@@ -1,13 +1,16 @@
 """`velib_snapshot_sensor`: polls the live feed, lands each new capture, launches runs as hours close.
 
 Capturing in the sensor keeps minute-level history without minute-level runs; the landing zone keeps
-every capture even when runs fail. Hours close on the feed's own clock: the first capture of a new
-hour requests the previous hour's run (run key = partition key, so a tick never launches twice),
-and the first hour closed on a new local day requests the previous day's rankings and report.
+every capture even when runs fail. Hours close on the cursor's clock (the feed's own time, never past
+this machine's): the first capture of a new hour requests the previous hour's run (run key =
+partition key, so a tick never launches twice), and the first hour closed on a new local day
+requests the previous day's rankings and report. A capture landing in an hour already closed re-runs
+that hour under a run key of its own. Whatever the feed sends, or fails to send, a tick never errors:
+it is a skip with its reason, or a capture with warnings in the tick's log and the landing event.
 """
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -15,17 +18,21 @@ from velib_assets import capture, settings
 from velib_assets.capture import PollOutcome, PollState
 from velib_assets.defs.ingestion import velib_landing
 from velib_assets.defs.jobs import daily_rankings_job, hourly_snapshots_job, landing_checks_job, serving_job
-from velib_assets.defs.partitions import day_key, hour_key
+from velib_assets.defs.partitions import day_key, hour_key, hourly_partitions, started_hour_key
 from velib_assets.defs.resources import FeedResource, LakeResource
+from velib_assets.landing import Capture
 
 
 def closing_requests(
     state: PollState, previous: datetime | None, current: datetime
-) -> tuple[list[dg.RunRequest], PollState]:
-    """Run requests for the hour (and day) that `current` closes, and the state recording them."""
+) -> tuple[list[dg.RunRequest], PollState, list[str]]:
+    """Run requests for the hour (and day) the clock left going from `previous` to `current`, the state
+    recording them, and a note when that hour is no partition (this machine's clock is before the start)."""
     if previous is None or hour_key(previous) == hour_key(current):
-        return [], state
+        return [], state, []
     closed_hour = hour_key(previous)
+    if not hourly_partitions.has_partition_key(closed_hour):
+        return [], state, [f"hour {closed_hour} closed but is not a partition: no run requested"]
     requests = [
         dg.RunRequest(run_key=closed_hour, job_name=hourly_snapshots_job.name, partition_key=closed_hour),
         dg.RunRequest(run_key=f"landing-check:{closed_hour}", job_name=landing_checks_job.name),
@@ -38,18 +45,67 @@ def closing_requests(
             dg.RunRequest(run_key=f"views:{finished}", job_name=serving_job.name),
         ]
         state = replace(state, ranked_through=finished)
-    state = replace(state, last_closed_day=closed_day)
-    return requests, state
+    return requests, replace(state, last_closed_day=closed_day), []
 
 
-def poll(feed: FeedResource, store: LakeResource, state: PollState) -> PollOutcome:
+def late_requests(state: PollState, landed: Capture) -> tuple[list[dg.RunRequest], list[str]]:
+    """Re-runs for a capture landed in an hour the clock (`state`'s, before the capture) had closed:
+    that hour, and its day if already ranked, under run keys of their own so it is not left out."""
+    clock, when = state.clock_time, landed.capture_time
+    if clock is None or when >= clock or hour_key(when) == hour_key(clock):
+        return [], []
+    hour, stamp = hour_key(when), landed.path.name
+    if not hourly_partitions.has_partition_key(hour):
+        return [], [f"capture of {when} is in hour {hour}, which is not a partition: no run requested"]
+    requests = [
+        dg.RunRequest(run_key=f"{hour}:late:{stamp}", job_name=hourly_snapshots_job.name, partition_key=hour)
+    ]
+    day = day_key(when)
+    if state.ranked_through is not None and day <= state.ranked_through:
+        requests += [
+            dg.RunRequest(run_key=f"{day}:late:{stamp}", job_name=daily_rankings_job.name, partition_key=day),
+            dg.RunRequest(run_key=f"views:{day}:late:{stamp}", job_name=serving_job.name),
+        ]
+    return requests, [f"capture of {when} landed in the closed hour {hour}: re-running it"]
+
+
+def poll(feed: FeedResource, store: LakeResource, state: PollState, now: datetime) -> PollOutcome:
+    pause = capture.waiting(state, now)
+    if pause:
+        return PollOutcome(state, skip_reason=pause)
     if feed.source == "opendata":
-        return capture.poll_opendata(feed.opendata(), store.landing, state)
+        return capture.poll_opendata(feed.opendata(feed.tick_budget_s), store.landing, state)
     if feed.source == "gbfs":
-        return capture.poll_gbfs(feed.gbfs(), store.landing, state)
+        return capture.poll_gbfs(feed.gbfs(feed.tick_budget_s), store.landing, state)
     return PollOutcome(
         state, skip_reason=f"unknown source {feed.source!r}: set VELIB_SOURCE to gbfs or opendata"
     )
+
+
+def _skipped(outcome: PollOutcome, cursor_state: PollState) -> dg.SkipReason | dg.SensorResult:
+    """A skip; one that changed the cursor (a `Retry-After`, a forgotten bad time) also carries it."""
+    reason = outcome.skip_reason or "nothing captured"
+    if outcome.state == cursor_state:
+        return dg.SkipReason(reason)
+    return dg.SensorResult(skip_reason=reason, cursor=outcome.state.to_json())
+
+
+def landing_event(
+    landed: Capture, outcome: PollOutcome, partition: str | None, notes: list[str]
+) -> dg.AssetMaterialization:
+    metadata: dict[str, object] = {
+        "path": dg.MetadataValue.path(str(landed.path)),
+        "capture_time": landed.capture_time.isoformat(),
+        "stations": outcome.stations,
+        "bytes": outcome.bytes,
+        "new_file": outcome.created,
+        "clock_anomalies": outcome.state.clock_anomalies,
+    }
+    if outcome.clock_anomaly:
+        metadata["clock_anomaly"] = outcome.clock_anomaly
+    if notes:
+        metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {note}" for note in notes))
+    return dg.AssetMaterialization(asset_key=velib_landing.key, partition=partition, metadata=metadata)
 
 
 @dg.sensor(
@@ -60,23 +116,36 @@ def poll(feed: FeedResource, store: LakeResource, state: PollState) -> PollOutco
     description="Polls the Vélib' feed, lands new captures verbatim, and requests runs as hours close.",
 )
 def velib_snapshot_sensor(context: dg.SensorEvaluationContext, feed: FeedResource, lake_store: LakeResource):
-    state = PollState.from_json(context.cursor)
-    outcome = poll(feed, lake_store, state)
-    for note in outcome.notes:
+    cursor_state = PollState.from_json(context.cursor)
+    state, healed = capture.trusted(cursor_state, datetime.now(UTC))
+    outcome = poll(feed, lake_store, state, datetime.now(UTC))
+    notes = [note for note in (healed, *outcome.notes) if note]
+    if outcome.capture is None:
+        _warn(context, notes)
+        return _skipped(outcome, cursor_state)
+    return _captured(context, state, outcome, outcome.capture, notes)
+
+
+def _captured(
+    context: dg.SensorEvaluationContext,
+    before: PollState,
+    outcome: PollOutcome,
+    landed: Capture,
+    notes: list[str],
+) -> dg.SensorResult:
+    """The landing event of a capture and the runs it calls for: the hour the clock left, or a late hour."""
+    partition = started_hour_key(landed.capture_time, datetime.now(UTC))
+    if partition is None:
+        notes = [*notes, f"capture time {landed.capture_time} is before the partitions start: no partition"]
+    clock = outcome.state.clock_time or landed.capture_time
+    closing, state, closing_notes = closing_requests(outcome.state, before.clock_time, clock)
+    late, late_notes = late_requests(before, landed) if outcome.created else ([], [])
+    notes = [*notes, *closing_notes, *late_notes]
+    _warn(context, notes)
+    event = landing_event(landed, outcome, partition, notes)
+    return dg.SensorResult(run_requests=closing + late, asset_events=[event], cursor=state.to_json())
+
+
+def _warn(context: dg.SensorEvaluationContext, notes: list[str]) -> None:
+    for note in notes:
         context.log.warning(note)
-    if outcome.skip_reason or outcome.capture is None:
-        return dg.SkipReason(outcome.skip_reason or "nothing captured")
-    when = outcome.capture.capture_time
-    event = dg.AssetMaterialization(
-        asset_key=velib_landing.key,
-        partition=hour_key(when),
-        metadata={
-            "path": dg.MetadataValue.path(str(outcome.capture.path)),
-            "capture_time": when.isoformat(),
-            "stations": outcome.stations,
-            "bytes": outcome.bytes,
-            "new_file": outcome.created,
-        },
-    )
-    requests, new_state = closing_requests(outcome.state, state.last_capture, when)
-    return dg.SensorResult(run_requests=requests, asset_events=[event], cursor=new_state.to_json())

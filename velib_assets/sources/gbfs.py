@@ -7,16 +7,19 @@ Works for any GBFS system; handles Vélib's quirks (no `last_updated` but `lastU
 from dataclasses import dataclass
 from datetime import datetime
 
-from velib_assets.sources.formats import CaptureParseError, gbfs_feed_time, load_json
+from velib_assets.sources.formats import GBFS_TIMESTAMP_KEYS, CaptureParseError, gbfs_feed_time, load_json
 from velib_assets.sources.http import FeedError, FetchedBody, HttpClient
 
 
 @dataclass(frozen=True)
 class GbfsCapture:
-    """One fetched GBFS document, its verbatim bytes and the feed's own timestamp."""
+    """One fetched GBFS document, its verbatim bytes and the feed's own timestamp.
+
+    `stated_time` is the timestamp as sent, to name it when `feed_time` could not make sense of it."""
 
     fetched: FetchedBody
     feed_time: datetime | None
+    stated_time: object = None
 
 
 def feed_urls(discovery: object) -> dict[str, str]:
@@ -30,7 +33,20 @@ def feed_urls(discovery: object) -> dict[str, str]:
         feeds = languages[0]["feeds"] if languages else None
     if not isinstance(feeds, list):
         raise CaptureParseError("wrong shape: gbfs.json lists no feeds")
-    return {f["name"]: f["url"] for f in feeds if isinstance(f, dict) and "name" in f and "url" in f}
+    return {
+        f["name"]: f["url"]
+        for f in feeds
+        if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("url"), str)
+    }
+
+
+def stated_time(document: object) -> object:
+    """The first timestamp field the document carries, verbatim (None if it has none)."""
+    if isinstance(document, dict):
+        for key in GBFS_TIMESTAMP_KEYS:
+            if document.get(key) is not None:
+                return document[key]
+    return None
 
 
 class GbfsClient:
@@ -48,8 +64,8 @@ class GbfsClient:
             fetched = self.http.get(self.discovery_url)
             try:
                 self._discovered[self.discovery_url] = feed_urls(load_json(fetched.body))
-            except CaptureParseError as exc:
-                raise FeedError(f"{self.discovery_url}: {exc}") from exc
+            except (CaptureParseError, RecursionError) as exc:
+                raise FeedError(f"{self.discovery_url}: unusable discovery ({exc})") from exc
         return self._discovered[self.discovery_url]
 
     def _fetch(self, feed: str) -> GbfsCapture:
@@ -65,7 +81,9 @@ class GbfsClient:
             document = load_json(fetched.body)
         except CaptureParseError as exc:
             raise FeedError(f"{url}: {exc}") from exc
-        return GbfsCapture(fetched, gbfs_feed_time(document))
+        except RecursionError as exc:  # JSON nested deeper than Python's stack
+            raise FeedError(f"{url}: JSON nested too deep") from exc
+        return GbfsCapture(fetched, gbfs_feed_time(document), stated_time(document))
 
     def station_status(self) -> GbfsCapture:
         return self._fetch("station_status")

@@ -1,25 +1,42 @@
 """A bounded, polite HTTP client shared by the GBFS and Opendatasoft clients.
 
 Every request has connect/read timeouts, a size bound and a descriptive User-Agent; 429 and 5xx are
-retried with exponential backoff through urllib3's `Retry`, honouring `Retry-After` up to a cap so a
-sensor tick can never sleep past Dagster's 60 s sensor timeout.
+retried with exponential backoff through urllib3's `Retry`, honouring `Retry-After` up to a cap.
+A client given a budget (one per sensor tick) has a deadline that no attempt, backoff, `Retry-After`
+wait or body read passes, so a tick ends well inside Dagster's 60 s sensor timeout even against a
+server trickling its answer. A final 429/503 hands its `Retry-After` to the caller to honour later.
 """
 
+import email.utils
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from velib_assets.settings import USER_AGENT
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_AFTER_STATUSES = (429, 503)
+CHUNK_BYTES = 64 * 1024
+MIN_TIMEOUT_S = 0.001
+"""A socket timeout of 0 would make the socket non-blocking, not give up at once."""
 
 
 class FeedError(Exception):
-    """A feed could not be fetched: the message names the URL and the cause."""
+    """A feed could not be fetched: the message names the URL and the cause.
+
+    `retry_after_s` is the server's `Retry-After` on a final 429/503: how long it asked to be left alone.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -41,22 +58,70 @@ class FetchedBody:
     fetched_at: datetime
 
 
+class _OutOfTime(urllib3.exceptions.HTTPError):
+    """A retry abandoned because its wait would pass the deadline."""
+
+
+def _time_left(deadline: float | None) -> float:
+    return math.inf if deadline is None else deadline - time.monotonic()
+
+
 class _CappedRetry(Retry):
-    """urllib3 `Retry` whose `Retry-After` waits are capped, so one slow answer cannot stall a tick."""
+    """urllib3 `Retry` whose waits are capped and never pass the deadline: it gives up instead.
+
+    Giving up on a retryable status returns that last response (`raise_on_status=False`), so the
+    caller still sees its status and `Retry-After`.
+    """
 
     max_retry_after_s: float = 10.0
+    deadline: float | None = None
 
     def get_retry_after(self, response):  # type: ignore[no-untyped-def]
-        retry_after = super().get_retry_after(response)
+        try:
+            retry_after = super().get_retry_after(response)
+        except InvalidHeader:  # an unreadable Retry-After: plain backoff
+            return None
         return None if retry_after is None else min(retry_after, self.max_retry_after_s)
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        wait = (retry.get_retry_after(response) if response is not None else None) or retry.get_backoff_time()
+        if wait >= _time_left(self.deadline):
+            raise MaxRetryError(_pool, url, _OutOfTime(f"a retry in {wait:g} s would pass the deadline"))
+        if response is not None and self.deadline is not None:
+            response.close()  # else urllib3 drains the error body first, however slowly it trickles
+        return retry
 
     def new(self, **kw):  # type: ignore[no-untyped-def]
         retry = super().new(**kw)
         retry.max_retry_after_s = self.max_retry_after_s
+        retry.deadline = self.deadline
         return retry
 
 
-def build_session(settings: HttpSettings) -> requests.Session:
+class _DeadlineTimeout(urllib3.Timeout):
+    """Connect and read timeouts cut to the time left, recomputed for every attempt (retries too)."""
+
+    def __init__(self, connect: float, read: float, deadline: float | None) -> None:
+        super().__init__(connect=connect, read=read)
+        self.deadline = deadline
+
+    def clone(self) -> "_DeadlineTimeout":
+        return _DeadlineTimeout(self._connect, self._read, self.deadline)  # type: ignore[arg-type]
+
+    def _capped(self, seconds: float) -> float:
+        return max(MIN_TIMEOUT_S, min(seconds, _time_left(self.deadline)))
+
+    @property
+    def connect_timeout(self) -> float:  # type: ignore[override]
+        return self._capped(super().connect_timeout)  # type: ignore[arg-type]
+
+    @property
+    def read_timeout(self) -> float:  # type: ignore[override]
+        return self._capped(super().read_timeout)  # type: ignore[arg-type]
+
+
+def build_session(settings: HttpSettings, deadline: float | None = None) -> requests.Session:
     retry = _CappedRetry(
         total=settings.max_retries,
         connect=settings.max_retries,
@@ -69,6 +134,7 @@ def build_session(settings: HttpSettings) -> requests.Session:
         raise_on_status=False,
     )
     retry.max_retry_after_s = settings.max_retry_after_s
+    retry.deadline = deadline
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
@@ -78,30 +144,35 @@ def build_session(settings: HttpSettings) -> requests.Session:
 
 
 class HttpClient:
-    """GET with timeouts, retries and a size bound; raises `FeedError` with a one-line reason."""
+    """GET with timeouts, retries and a size bound; raises `FeedError` with a one-line reason.
 
-    def __init__(self, settings: HttpSettings | None = None) -> None:
+    With `budget_s`, every request of this client (one per tick) ends within that many seconds of
+    its creation: retries, backoff and body reads included.
+    """
+
+    def __init__(self, settings: HttpSettings | None = None, budget_s: float | None = None) -> None:
         self.settings = settings or HttpSettings()
-        self._session = build_session(self.settings)
+        self.budget_s = budget_s
+        self.deadline = None if budget_s is None else time.monotonic() + budget_s
+        self._session = build_session(self.settings, self.deadline)
+
+    def time_left(self) -> float:
+        """Seconds before the deadline (infinite without a budget)."""
+        return _time_left(self.deadline)
 
     def get(self, url: str, params: dict[str, str | int] | None = None) -> FetchedBody:
         s = self.settings
+        if self.time_left() <= 0:
+            raise self._out_of_time(url)
+        timeout = _DeadlineTimeout(s.connect_timeout_s, s.read_timeout_s, self.deadline)
         try:
-            with self._session.get(
-                url, params=params, timeout=(s.connect_timeout_s, s.read_timeout_s), stream=True
-            ) as response:
+            with self._session.get(url, params=params, timeout=timeout, stream=True) as response:
                 if response.status_code != 200:
-                    raise FeedError(f"{url}: HTTP {response.status_code} after {s.max_retries} retries")
+                    raise _status_error(url, response)
                 body = self._read_bounded(url, response)
                 content_type = response.headers.get("Content-Type", "")
-        except requests.Timeout as exc:
-            raise FeedError(f"{url}: timed out ({exc.__class__.__name__})") from exc
-        except requests.ConnectionError as exc:
-            if _timed_out(exc):
-                raise FeedError(f"{url}: timed out (read timeout {s.read_timeout_s} s)") from exc
-            raise FeedError(f"{url}: unreachable ({exc.__class__.__name__})") from exc
         except requests.RequestException as exc:
-            raise FeedError(f"{url}: request failed ({exc})") from exc
+            raise self._failure(url, exc) from exc
         if not body.strip():
             raise FeedError(f"{url}: empty body")
         if "html" in content_type.lower() or body.lstrip()[:1] == b"<":
@@ -113,18 +184,68 @@ class HttpClient:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise FeedError(f"{url}: body of {int(declared)} bytes exceeds the {limit}-byte bound")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=64 * 1024):
-            size += len(chunk)
-            if size > limit:
+        body = bytearray()
+        while chunk := self._read_chunk(url, response):
+            body += chunk
+            if len(body) > limit:
                 raise FeedError(f"{url}: body exceeds the {limit}-byte bound")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return bytes(body)
+
+    def _read_chunk(self, url: str, response: requests.Response) -> bytes:
+        """At most one socket read of the body, waiting no longer than the read timeout or the deadline:
+        a server trickling a byte at a time is cut off at the deadline, not when it finishes."""
+        left = self.time_left()
+        if left <= 0:
+            raise self._out_of_time(url)
+        sock = getattr(response.raw.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(max(MIN_TIMEOUT_S, min(self.settings.read_timeout_s, left)))
+        try:
+            return response.raw.read1(CHUNK_BYTES, decode_content=True)
+        except ReadTimeoutError as exc:
+            raise self._timed_out(url) from exc
+        except urllib3.exceptions.HTTPError as exc:  # broken off, corrupt encoding, TLS framing
+            raise FeedError(f"{url}: body broken off ({exc.__class__.__name__})") from exc
+
+    def _failure(self, url: str, exc: requests.RequestException) -> FeedError:
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the last error
+        if isinstance(reason, _OutOfTime):
+            return self._out_of_time(url)
+        if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
+            return self._timed_out(url)
+        if isinstance(exc, requests.ConnectionError):
+            return FeedError(f"{url}: unreachable ({exc.__class__.__name__})")
+        return FeedError(f"{url}: request failed ({exc})")
+
+    def _timed_out(self, url: str) -> FeedError:
+        if self.time_left() <= 0:
+            return self._out_of_time(url)
+        s = self.settings
+        return FeedError(f"{url}: timed out (connect {s.connect_timeout_s:g} s, read {s.read_timeout_s:g} s)")
+
+    def _out_of_time(self, url: str) -> FeedError:
+        return FeedError(f"{url}: gave up after the tick's {self.budget_s:g} s budget")
 
 
-def _timed_out(exc: requests.ConnectionError) -> bool:
-    """requests reports a read timeout as ConnectionError once retries are spent or mid-body."""
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the last error
-    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
+def _status_error(url: str, response: requests.Response) -> FeedError:
+    retries = response.raw.retries
+    tried = len(retries.history) if retries is not None else 0
+    retry_after = None
+    if response.status_code in RETRY_AFTER_STATUSES:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    asked = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
+    return FeedError(f"{url}: HTTP {response.status_code} after {tried} retries{asked}", retry_after)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` header (seconds, or an HTTP date) as seconds from now; None if absent or unreadable."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
