@@ -3,12 +3,19 @@
 The views read the lake through globs, so new partitions show up without touching the database.
 The file is rebuilt under a temporary name and renamed into place: no run ever holds a DuckDB write
 lock on the file analysts read, and a reader holding the old file open keeps reading it undisturbed.
+
+The file belongs to the pipeline, but analysts do create tables and views in it: those are carried
+over into the rebuilt file. Anything else of theirs (a macro, a sequence, a type, an index) cannot
+be carried faithfully, so the refresh then refuses with a message naming it and leaves the file as
+it was. A write-ahead log left by a crashed read-write session is replayed before the rebuild, and
+no log is ever left beside a rebuilt file, so readers can always open it.
 """
 
 import os
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -86,26 +93,156 @@ def build_views_sql(lake: Path) -> tuple[list[str], list[str], list[str]]:
     return statements, created, skipped
 
 
+class ServingFileError(Exception):
+    """The serving file cannot be rebuilt safely right now; the message says why and what to do."""
+
+
+ATTACH_HINT = (
+    "keep your own objects in your own DuckDB file that attaches the warehouse read-only "
+    "(README, DuckDB: ATTACH 'data/warehouse.duckdb' AS velib (READ_ONLY))"
+)
+
+
+@dataclass(frozen=True)
+class ForeignObject:
+    """An object in the serving file that the pipeline did not create."""
+
+    kind: str
+    schema: str
+    name: str
+    sql: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.schema}.{self.name}"
+
+
+_INVENTORY = """
+SELECT 'table', schema_name, table_name, sql FROM duckdb_tables()
+  WHERE database_name = current_database() AND NOT internal AND NOT temporary
+UNION ALL SELECT 'view', schema_name, view_name, sql FROM duckdb_views()
+  WHERE database_name = current_database() AND NOT internal AND NOT temporary
+UNION ALL SELECT 'macro', schema_name, function_name, NULL FROM duckdb_functions()
+  WHERE database_name = current_database() AND NOT internal AND function_type IN ('macro', 'table_macro')
+UNION ALL SELECT 'sequence', schema_name, sequence_name, NULL FROM duckdb_sequences()
+  WHERE database_name = current_database() AND NOT temporary
+UNION ALL SELECT 'type', schema_name, type_name, NULL FROM duckdb_types()
+  WHERE database_name = current_database() AND NOT internal
+UNION ALL SELECT 'index', schema_name, index_name, NULL FROM duckdb_indexes()
+  WHERE database_name = current_database()
+"""
+
+
+def foreign_objects(database: Path) -> list[ForeignObject]:
+    """What analysts added to the serving file. Opening it read-write when a log lies beside it
+    replays that log (a crashed session's writes) into the file before anything is read."""
+    if not database.is_file():
+        return []
+    ours = set(LAKE_VIEWS) | set(DERIVED_VIEWS)
+    wal = Path(f"{database}.wal").exists()
+    try:
+        with duckdb.connect(str(database), read_only=not wal) as connection:
+            rows = connection.execute(_INVENTORY).fetchall()
+    except duckdb.IOException as exc:
+        raise ServingFileError(
+            f"{database} is open for writing by another process, so it cannot be rebuilt now: close that "
+            f"session (the next refresh retries); {ATTACH_HINT}. DuckDB said: {str(exc).splitlines()[0]}"
+        ) from exc
+    objects = [ForeignObject(*row) for row in rows]
+    return [o for o in objects if o.kind != "view" or f"{o.schema}.{o.name}" not in ours]
+
+
+def _carry_over(connection: duckdb.DuckDBPyConnection, database: Path, objects: list[ForeignObject]) -> None:
+    """Recreate analysts' tables (with their rows) and views in the file being built."""
+    connection.execute(f"ATTACH '{_quoted(database)}' AS previous (READ_ONLY)")
+    try:
+        for table in (o for o in objects if o.kind == "table"):
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+            connection.execute(table.sql or "")
+            connection.execute(
+                f'INSERT INTO "{table.schema}"."{table.name}" '
+                f'SELECT * FROM previous."{table.schema}"."{table.name}"'
+            )
+    finally:
+        connection.execute("DETACH previous")
+    pending = [o for o in objects if o.kind == "view"]
+    while pending:  # a view may read another of the analyst's views: create them as they can be
+        failed: list[tuple[ForeignObject, duckdb.Error]] = []
+        for view in pending:
+            try:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{view.schema}"')
+                connection.execute(view.sql or "")
+            except duckdb.Error as exc:
+                failed.append((view, exc))
+        if len(failed) == len(pending):
+            view, exc = failed[0]
+            raise ServingFileError(
+                f"the analysts' {view.label} cannot be recreated over the rebuilt views "
+                f"({str(exc).splitlines()[0]}); {ATTACH_HINT}"
+            )
+        pending = [view for view, _ in failed]
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temporaries(database: Path) -> list[Path]:
+    """Remove the half-built files (and their logs) of rebuilds whose process died."""
+    removed = []
+    for path in database.parent.glob(f".{database.name}.*.tmp*"):
+        owner = path.name.removeprefix(f".{database.name}.").split("-", 1)[0]
+        if not (owner.isdigit() and _pid_alive(int(owner))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def publish_views(
     database: Path, lake: Path, connect: Callable[[str], ContextManager[duckdb.DuckDBPyConnection]]
-) -> tuple[dict[str, int], list[str]]:
+) -> tuple[dict[str, int], list[str], list[str]]:
     """Build the view database next to `database`, then rename it over it.
 
-    Returns the row count of each view created, and the views skipped for want of data.
+    Returns the row count of each view created, the views skipped for want of data, and the
+    analysts' objects carried over. Raises `ServingFileError` when the file cannot be rebuilt
+    without losing something of theirs, leaving it as it was.
     """
     statements, created, skipped = build_views_sql(lake)
     counts: dict[str, int] = {}
     database.parent.mkdir(parents=True, exist_ok=True)
-    tmp = database.with_name(f".{database.name}.{uuid.uuid4().hex}.tmp")
+    sweep_temporaries(database)
+    foreign = foreign_objects(database)
+    uncarried = [o.label for o in foreign if o.kind not in ("table", "view")]
+    if uncarried:
+        raise ServingFileError(
+            f"{database} holds {', '.join(uncarried)}, which the pipeline did not create and cannot carry "
+            f"into the rebuilt file; the refresh is refused so nothing is lost: {ATTACH_HINT}"
+        )
+    tmp = database.with_name(f".{database.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         with connect(str(tmp)) as connection:
             for statement in statements:
                 connection.execute(statement)
+            if foreign:
+                _carry_over(connection, database, foreign)
             for view in created:
                 counts[view] = connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
             connection.execute("CHECKPOINT")
         os.replace(tmp, database)
+        Path(f"{database}.wal").unlink(missing_ok=True)  # a log of the replaced file would break readers
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
-    return counts, skipped
+    with duckdb.connect(str(database), read_only=True) as reader:
+        reader.execute("SELECT count(*) FROM duckdb_views()").fetchone()
+    return counts, skipped, [o.label for o in foreign]

@@ -57,7 +57,7 @@ def test_views_read_partitions_written_before_a_column_was_added(tmp_path: Path)
             frame = frame.drop(STREAK_COLUMNS)
         lake.write_parquet(frame, lake.hour_dir(lake_root, "station_occupancy", hour))
     database = tmp_path / "warehouse.duckdb"
-    counts, _ = serving.publish_views(database, lake_root, duckdb.connect)
+    counts, _, _ = serving.publish_views(database, lake_root, duckdb.connect)
     assert counts["marts.station_occupancy"] == 2
     with duckdb.connect(str(database), read_only=True) as db:
         query = "SELECT longest_empty_streak_minutes FROM marts.station_occupancy ORDER BY hour_start"
