@@ -5,15 +5,17 @@ Thin over the same code the assets use; every error is one line on stderr with a
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
-from velib_assets import lake
-from velib_assets.settings import data_dir, partitions_start
+from velib_assets import lake, landing
+from velib_assets.settings import PARIS, data_dir, partitions_start
 
 SAMPLE = Path(__file__).parent / "sample" / "opendata-exports-5min"
 DEMO_DAYS = (date(2024, 10, 31), date(2024, 11, 4))
@@ -31,6 +33,55 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (it prints the usage too by default)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _spans(days: list[date]) -> str:
+    """`2024-10-31 .. 2024-11-04, 2024-11-09`: consecutive days folded into ranges."""
+    spans: list[list[date]] = []
+    for day in days:
+        if spans and day - spans[-1][1] == timedelta(days=1):
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(str(a) if a == b else f"{a} .. {b}" for a, b in spans)
+
+
+def check_run_range(first: date, last: date, today: date) -> None:
+    """A range `velib run` can build: ordered, from the partitions' start, of closed days, with captures."""
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    start = date.fromisoformat(partitions_start())
+    if first < start:
+        raise UsageError(f"--from {first} is before the partitions start ({start}, VELIB_PARTITIONS_START)")
+    if last >= today:
+        raise UsageError(
+            f"--to {last} has not closed yet (today is {today} in Europe/Paris): the latest day is "
+            f"{today - timedelta(days=1)}"
+        )
+    days = landing.capture_days(data_dir() / "landing")
+    if not any(first <= day <= last for day in days):
+        held = f"captures exist for {_spans(days)}" if days else "the landing zone is empty"
+        raise UsageError(
+            f"no captures landed from {first} to {last}; {held} (import recordings with `velib import`, "
+            "or switch velib_snapshot_sensor on)"
+        )
+
+
 def cmd_import(paths: Sequence[Path]) -> int:
     from velib_assets.importer import import_paths
 
@@ -39,19 +90,29 @@ def cmd_import(paths: Sequence[Path]) -> int:
     report = import_paths(paths, landing_root, earliest)
     for path, reason in report.rejected:
         print(f"rejected {path}: {reason}", file=sys.stderr)
+    if report.stopped:
+        print(f"velib: import stopped: {report.stopped}", file=sys.stderr)
     print(
         f"imported {len(report.imported)}, skipped {len(report.skipped)} (already landed), "
         f"rejected {len(report.rejected)} -> {landing_root}"
     )
-    return 0 if report.imported or report.skipped else 1
+    return 0 if (report.imported or report.skipped) and not report.stopped else 1
 
 
 def cmd_run(first: date, last: date) -> int:
     from velib_assets.pipeline import instance_for_cli, run_days
+    from velib_assets.run_guard import PoolWaitTimeout
 
-    results = run_days(first, last, instance_for_cli())
+    check_run_range(first, last, datetime.now(PARIS).date())
+    try:
+        results = run_days(first, last, instance_for_cli())
+    except PoolWaitTimeout as exc:
+        print(f"velib: {exc}", file=sys.stderr)
+        return 1
     failed = [r for r in results if not r.success]
     if failed:
+        for error in failed[0].errors:
+            print(f"  {error}", file=sys.stderr)
         print(
             f"run failed at {failed[0].name}: see run {failed[0].run_id} in the Dagster UI", file=sys.stderr
         )
@@ -102,7 +163,7 @@ def cmd_demo() -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="velib", description=__doc__)
+    root = _Parser(prog="velib", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="copy recorded captures (files or folders) into the landing zone")
     imp.add_argument("paths", nargs="+", type=Path)
@@ -111,20 +172,23 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="last", type=_day, required=True)
     rank = sub.add_parser("rankings", help="print a day's critical-station ranking")
     rank.add_argument("--day", type=_day, required=True)
-    rank.add_argument("--top", type=int, default=10)
+    rank.add_argument("--top", type=_positive, default=10)
     rank.add_argument("--json", action="store_true")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     return root
 
 
+def _interrupt(_signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the run is marked canceled, slots freed
     try:
         if args.command == "import":
             return cmd_import(args.paths)
         if args.command == "run":
-            if args.last < args.first:
-                raise UsageError(f"--to {args.last} is before --from {args.first}")
             return cmd_run(args.first, args.last)
         if args.command == "rankings":
             return cmd_rankings(args.day, args.top, args.json)
@@ -132,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"velib: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("velib: interrupted: the run was stopped, its workers ended", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ The pool starts once per process and every step of the run reuses it.
 import multiprocessing
 import multiprocessing.util
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from functools import cache
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,15 +49,40 @@ def _main_module_unnamed() -> Iterator[None]:
         vars(main).update(saved)
 
 
-@cache
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer. A worker waits on its task queue, which a parent killed with SIGKILL never
+    closes: a watcher thread ends the worker once its parent is gone. Ctrl-C in a terminal reaches
+    the whole process group; the parent alone handles it and stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="velib-parent-watch", daemon=True).start()
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """Spawned, not forked (a fork copies Polars' thread pool in an unknown state). Polars sizes its
+    """The process's pool of `workers` workers, started on first use.
+
+    Spawned, not forked (a fork copies Polars' thread pool in an unknown state). Polars sizes its
     own pool from POLARS_MAX_THREADS when a worker imports it, before any initializer could run, so
     the variable is set while the workers start (they start on the first submissions)."""
+    if workers in _POOLS:
+        return _POOLS[workers]
     saved = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = "1"
     try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         with _main_module_unnamed():
             for started in [pool.submit(os.getpid) for _ in range(workers)]:
                 started.result()
@@ -68,7 +95,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # children when it ends, before the interpreter would shut an executor down: stop the workers
     # first. Finalizers with an exit priority run at that point, and at a normal interpreter exit.
     multiprocessing.util.Finalize(pool, pool.shutdown, exitpriority=10)
+    _POOLS[workers] = pool
     return pool
+
+
+def shutdown() -> None:
+    """Stop the workers (an interrupted run): queued items are dropped, running ones end on their own."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=False, cancel_futures=True)
 
 
 def map_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -85,5 +119,5 @@ def map_parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     try:
         return list(_pool(worker_count()).map(work, items))
     except BrokenProcessPool:
-        _pool.cache_clear()  # a killed worker breaks the pool for good: the next run starts a new one
+        _POOLS.pop(worker_count(), None)  # a killed worker breaks the pool for good: the next run starts anew
         raise

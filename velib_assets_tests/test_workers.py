@@ -1,5 +1,6 @@
 """Backfill partitions run in worker processes: in input order, errors surfacing, inline when asked."""
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -25,7 +26,7 @@ def fail_on_three(item: int) -> int:
 def test_items_run_in_other_processes_in_input_order(monkeypatch) -> None:
     monkeypatch.setenv("VELIB_WORKERS", "2")
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
-    workers._pool.cache_clear()
+    workers.shutdown()
     results = workers.map_parallel(pid_and_threads, range(12))
     assert [item for item, _, _ in results] == list(range(12))
     assert {pid for _, pid, _ in results}.isdisjoint({os.getpid()})
@@ -100,3 +101,38 @@ def test_workers_do_not_import_the_main_module(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 1, 2, 3]"
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A run killed with SIGKILL mid-backfill must not leave its ~110 MB workers behind forever."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, time\n"
+        "from velib_assets import workers\n"
+        "from velib_assets_tests.test_workers import pid_and_threads\n"
+        "os.environ['VELIB_WORKERS'] = '2'\n"
+        "print(sorted({pid for _, pid, _ in workers.map_parallel(pid_and_threads, range(8))}), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        worker_pids = json.loads(parent.stdout.readline())
+        assert len(worker_pids) == 2 and all(_alive(pid) for pid in worker_pids)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in worker_pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in worker_pids), "workers outlived their killed parent"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan reaped by init leaves no zombie; this checks the state)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

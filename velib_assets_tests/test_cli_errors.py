@@ -1,0 +1,80 @@
+"""Every bad `velib run` range and bad `--top` is one line on stderr and exit code 2, with nothing run."""
+
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from velib_assets.settings import PARIS
+from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env
+
+VELIB = str(Path(sys.executable).with_name("velib"))
+TODAY = datetime.now(PARIS).date()
+
+
+def velib(*args: str, data: Path, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [VELIB, *args],
+        cwd=PROJECT_ROOT,
+        env=child_env(data, home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def data(imported_sample, tmp_path: Path) -> Path:
+    source, _ = imported_sample
+    shutil.copytree(source, tmp_path / "data" / "landing")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        ("2024-07-01", "2024-11-03", "--from 2024-07-01 is before the partitions start (2024-08-01"),
+        (str(TODAY), str(TODAY), f"--to {TODAY} has not closed yet"),
+        (str(TODAY + timedelta(days=30)), str(TODAY + timedelta(days=31)), "has not closed yet"),
+        (
+            "2024-12-01",
+            "2024-12-05",
+            "no captures landed from 2024-12-01 to 2024-12-05; "
+            "captures exist for 2024-08-19, 2024-10-30 .. 2024-11-05",
+        ),
+        ("2024-11-04", "2024-11-01", "--to 2024-11-01 is before --from 2024-11-04"),
+    ],
+)
+def test_a_bad_range_is_one_line_and_exit_code_2(
+    data: Path, tmp_path: Path, first: str, last: str, expected: str
+) -> None:
+    home = tmp_path / "home"
+    done = velib("run", "--from", first, "--to", last, data=data, home=home)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("velib: ") and expected in line
+    assert not home.exists()  # refused before any Dagster instance or run was made
+
+
+def test_an_empty_landing_zone_says_how_to_fill_it(tmp_path: Path) -> None:
+    done = velib(
+        "run", "--from", "2024-11-03", "--to", "2024-11-03", data=tmp_path / "d", home=tmp_path / "h"
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "the landing zone is empty" in line and "velib import" in line
+
+
+@pytest.mark.parametrize(
+    ("top", "reason"), [("-3", "-3 is not a positive number"), ("0", "0 is not"), ("x", "'x'")]
+)
+def test_bad_top_is_one_line_and_exit_code_2(tmp_path: Path, top: str, reason: str) -> None:
+    done = velib("rankings", "--day", "2024-11-03", "--top", top, data=tmp_path / "d", home=tmp_path / "h")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("velib rankings: argument --top: ") and reason in line
