@@ -9,11 +9,13 @@ capture at the same second lands beside it as `<stamp>Z-<digest>.<format><ext>`,
 its content: no name ever collides and nothing is dropped. The pipeline never modifies or deletes them.
 """
 
+import fcntl
 import hashlib
 import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ EXTENSIONS = {
 }
 _NAME = re.compile(r"^(\d{8}T\d{6})Z(?:-[0-9a-f]{12})?\.([a-z-]+)\.[a-z.]+$")
 DIGEST_CHARS = 12
+LOCK_FILE = ".write.lock"
 
 
 @dataclass(frozen=True, order=True)
@@ -109,17 +112,25 @@ def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> 
     """
     canonical = capture_path(root, capture_time, fmt, body)
     content = content_of(body)
-    for landed in _same_second(canonical):
-        if content_of(landed.read_bytes()) == content:
-            return landed, False
     digest = hashlib.sha256(content).hexdigest()
     tagged = canonical.with_name(capture_name(capture_time, fmt, body, digest))
-    for target in (canonical, tagged):
-        if _link_new(target, body):
-            return target, True
-        if content_of(target.read_bytes()) == content:  # another writer landed it just now
-            return target, False
+    with _exclusive(root):  # the sensor and an import may land the same second, in two encodings
+        for landed in _same_second(canonical):
+            if content_of(landed.read_bytes()) == content:
+                return landed, False
+        for target in (canonical, tagged):
+            if _link_new(target, body):
+                return target, True
     raise FileExistsError(f"{tagged}: a different capture holds the digest-tagged name")
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Writers of the landing zone take turns (a write takes milliseconds): a lock file beside it."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _listed(directory: Path) -> Iterator[Capture]:

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 POLL_SECONDS = 1.0
+CLAIM_GRACE = timedelta(minutes=2)
 
 
 class PoolWaitTimeout(Exception):
@@ -83,10 +85,22 @@ def reap_dead_runs(instance: dg.DagsterInstance, starting: str | None = None) ->
     if storage.supports_global_concurrency_limits:
         for run_id in storage.get_concurrency_run_ids() - {starting}:
             run = instance.get_run_by_id(run_id)
-            if run is None or run.is_finished:
+            if (run is None and _claimed_long_ago(instance, run_id)) or (run is not None and run.is_finished):
                 storage.free_concurrency_slots_for_run(run_id)
                 handled.append(f"run {run_id[:8]}: freed the pool slots it still held")
     return handled
+
+
+def _claimed_long_ago(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """A slot claimed for a run that does not exist: `claim_pool` of a live `velib run` creates its
+    run a moment later, so only a claim older than the grace period was left by a dead process."""
+    storage = instance.event_log_storage
+    cutoff = datetime.now(UTC) - CLAIM_GRACE
+    for pool in storage.get_concurrency_keys():
+        for step in storage.get_concurrency_info(pool).pending_steps:
+            if step.run_id == run_id and step.enqueued_timestamp > cutoff:
+                return False
+    return True
 
 
 def _pool_limited(instance: dg.DagsterInstance, pool: str) -> bool:

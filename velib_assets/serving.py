@@ -157,12 +157,14 @@ def _carry_over(connection: duckdb.DuckDBPyConnection, database: Path, objects: 
     connection.execute(f"ATTACH '{_quoted(database)}' AS previous (READ_ONLY)")
     try:
         for table in (o for o in objects if o.kind == "table"):
-            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-            connection.execute(table.sql or "")
-            connection.execute(
-                f'INSERT INTO "{table.schema}"."{table.name}" '
-                f'SELECT * FROM previous."{table.schema}"."{table.name}"'
-            )
+            try:
+                _copy_table(connection, table)
+            except duckdb.Error as exc:
+                reason = str(exc).splitlines()[0]
+                raise ServingFileError(
+                    f"the analysts' {table.label} cannot be carried into the rebuilt file ({reason}), "
+                    f"so the refresh is refused and nothing is lost; {ATTACH_HINT}"
+                ) from exc
     finally:
         connection.execute("DETACH previous")
     pending = [o for o in objects if o.kind == "view"]
@@ -181,6 +183,15 @@ def _carry_over(connection: duckdb.DuckDBPyConnection, database: Path, objects: 
                 f"({str(exc).splitlines()[0]}); {ATTACH_HINT}"
             )
         pending = [view for view, _ in failed]
+
+
+def _copy_table(connection: duckdb.DuckDBPyConnection, table: ForeignObject) -> None:
+    """The table as its owner declared it (constraints and defaults), then its rows."""
+    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+    connection.execute(table.sql or "")
+    connection.execute(
+        f'INSERT INTO "{table.schema}"."{table.name}" SELECT * FROM previous."{table.schema}"."{table.name}"'
+    )
 
 
 def _quoted(path: Path) -> str:
@@ -208,6 +219,16 @@ def sweep_temporaries(database: Path) -> list[Path]:
     return removed
 
 
+def _fingerprint(database: Path) -> tuple[object, ...]:
+    """What changes when any session writes to the file: its size and time, and its log's."""
+    wal = Path(f"{database}.wal")
+    stats = [path.stat() for path in (database, wal) if path.exists()]
+    return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
+
+
+REBUILD_ATTEMPTS = 3
+
+
 def publish_views(
     database: Path, lake: Path, connect: Callable[[str], ContextManager[duckdb.DuckDBPyConnection]]
 ) -> tuple[dict[str, int], list[str], list[str]]:
@@ -215,19 +236,40 @@ def publish_views(
 
     Returns the row count of each view created, the views skipped for want of data, and the
     analysts' objects carried over. Raises `ServingFileError` when the file cannot be rebuilt
-    without losing something of theirs, leaving it as it was.
+    without losing something of theirs, leaving it as it was. A session that writes to the file
+    while it is being rebuilt makes the rebuild start over, so its writes are carried too.
     """
-    statements, created, skipped = build_views_sql(lake)
-    counts: dict[str, int] = {}
     database.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(database)
-    foreign = foreign_objects(database)
-    uncarried = [o.label for o in foreign if o.kind not in ("table", "view")]
-    if uncarried:
-        raise ServingFileError(
-            f"{database} holds {', '.join(uncarried)}, which the pipeline did not create and cannot carry "
-            f"into the rebuilt file; the refresh is refused so nothing is lost: {ATTACH_HINT}"
-        )
+    for _ in range(REBUILD_ATTEMPTS):
+        foreign = foreign_objects(database)
+        before = _fingerprint(database)
+        uncarried = [o.label for o in foreign if o.kind not in ("table", "view")]
+        if uncarried:
+            raise ServingFileError(
+                f"{database} holds {', '.join(uncarried)}, which the pipeline did not create and cannot "
+                f"carry into the rebuilt file; the refresh is refused so nothing is lost: {ATTACH_HINT}"
+            )
+        published = _rebuild(database, lake, connect, foreign, before)
+        if published is not None:
+            counts, skipped = published
+            return counts, skipped, [o.label for o in foreign]
+    raise ServingFileError(
+        f"{database} was written to during {REBUILD_ATTEMPTS} rebuilds in a row, so it was left as it was; "
+        f"{ATTACH_HINT}"
+    )
+
+
+def _rebuild(
+    database: Path,
+    lake: Path,
+    connect: Callable[[str], ContextManager[duckdb.DuckDBPyConnection]],
+    foreign: list[ForeignObject],
+    before: tuple[object, ...],
+) -> tuple[dict[str, int], list[str]] | None:
+    """One rebuild; None, and nothing replaced, when the old file changed while it was built."""
+    statements, created, skipped = build_views_sql(lake)
+    counts: dict[str, int] = {}
     tmp = database.with_name(f".{database.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         with connect(str(tmp)) as connection:
@@ -238,6 +280,8 @@ def publish_views(
             for view in created:
                 counts[view] = connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
             connection.execute("CHECKPOINT")
+        if _fingerprint(database) != before:
+            return None
         os.replace(tmp, database)
         Path(f"{database}.wal").unlink(missing_ok=True)  # a log of the replaced file would break readers
     finally:
@@ -245,4 +289,4 @@ def publish_views(
         Path(f"{tmp}.wal").unlink(missing_ok=True)
     with duckdb.connect(str(database), read_only=True) as reader:
         reader.execute("SELECT count(*) FROM duckdb_views()").fetchone()
-    return counts, skipped, [o.label for o in foreign]
+    return counts, skipped

@@ -1,6 +1,7 @@
 """The landing zone (atomic, immutable, listed by window) and `velib import` of the bundled recordings."""
 
 import gzip
+import multiprocessing
 import os
 import shutil
 import threading
@@ -13,7 +14,7 @@ from velib_assets import cli, landing
 from velib_assets.importer import import_paths
 from velib_assets.sources import formats
 
-from .conftest import GBFS_INFO_2025, PARTITIONS_START, SAMPLE
+from .conftest import GBFS_INFO_2025, PARTITIONS_START, SAMPLE, sample_bytes
 
 T = datetime(2024, 11, 3, 16, 35, 1, tzinfo=UTC)
 BODY = b'[{"stationcode": "16107", "numbikesavailable": 3}]'
@@ -275,3 +276,28 @@ def test_cli_import_exit_codes(velib_env: Path, tmp_path: Path, capsys):
     out, err = capsys.readouterr()
     assert "imported 0, skipped 0 (already landed), rejected 2" in out
     assert "no such file" in err
+
+
+def _land_after(barrier, root: str, when: datetime, body: bytes) -> None:
+    barrier.wait(timeout=30)
+    landing.write_capture(Path(root), when, formats.GBFS_STATUS, body)
+
+
+def test_two_processes_landing_one_capture_in_two_encodings_land_it_once(tmp_path: Path) -> None:
+    """The sensor and an import racing on the same second: plain and gzipped, one file lands."""
+    context = multiprocessing.get_context("spawn")
+    body = sample_bytes("gbfs-2025-10/station_status.json")
+    for round_ in range(8):
+        when = datetime(2025, 10, 18, 9, 0, round_, tzinfo=UTC)
+        barrier = context.Barrier(2)
+        writers = [
+            context.Process(target=_land_after, args=(barrier, str(tmp_path), when, encoded))
+            for encoded in (body, gzip.compress(body))
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(timeout=60)
+            assert writer.exitcode == 0
+    landed = [p for p in (tmp_path / "captures").rglob("*") if p.is_file()]
+    assert len(landed) == 8

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -187,3 +188,18 @@ def test_two_first_runs_on_a_new_home_do_not_race(data: Path, tmp_path: Path) ->
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert all("views refreshed" in output for output in outputs)
+
+
+def test_a_slot_claimed_for_a_run_about_to_start_is_not_reaped(tmp_path: Path, monkeypatch) -> None:
+    """`velib run` claims its views slot a moment before its run exists: another `velib run`
+    reaping meanwhile must leave it; a claim left that way by a dead process goes after the grace."""
+    home = make_dagster_home(tmp_path / "home")
+    starting = "b0000000-0000-4000-8000-000000000000"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run_guard.claim_pool(instance, "duckdb_writer", starting, "duckdb_views", 1, print)
+        assert run_guard.reap_dead_runs(instance) == []
+        assert instance.event_log_storage.get_concurrency_run_ids() == {starting}
+        monkeypatch.setattr(run_guard, "CLAIM_GRACE", timedelta(0))
+        [line] = run_guard.reap_dead_runs(instance)
+        assert line == f"run {starting[:8]}: freed the pool slots it still held"
+        assert not instance.event_log_storage.get_concurrency_run_ids()

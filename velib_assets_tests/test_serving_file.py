@@ -126,3 +126,34 @@ def test_half_built_files_of_dead_rebuilds_are_swept(tmp_path: Path, lake_root: 
     publish(database, lake_root)
     assert not any(path.exists() for path in leftovers)
     assert live.exists()  # a rebuild still running in a live process is left alone
+
+
+def test_a_write_during_the_rebuild_is_carried_not_lost(tmp_path: Path, lake_root: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    publish(database, lake_root)
+    builds = []
+
+    def connect_and_write_meanwhile(path: str):
+        if not builds:  # the first rebuild: an analyst's session commits to the old file meanwhile
+            write = "execute('CREATE TABLE late AS SELECT 7 AS x')"
+            script = f"import duckdb; duckdb.connect({str(database)!r}).{write}"
+            subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        builds.append(path)
+        return duckdb.connect(path)
+
+    _, _, carried = serving.publish_views(database, lake_root, connect_and_write_meanwhile)
+    assert len(builds) == 2 and carried == ["table main.late"]
+    with duckdb.connect(str(database), read_only=True) as reader:
+        assert reader.execute("FROM main.late").fetchall() == [(7,)]
+
+
+def test_a_table_that_cannot_be_recreated_is_refused_by_name(tmp_path: Path, lake_root: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    publish(database, lake_root)
+    with duckdb.connect(str(database)) as analyst:
+        analyst.execute("CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2))")
+        analyst.execute("INSERT INTO g (a) VALUES (1)")
+    before = database.read_bytes()
+    with pytest.raises(serving.ServingFileError, match=r"table main\.g cannot be carried.*ATTACH"):
+        publish(database, lake_root)
+    assert database.read_bytes() == before
