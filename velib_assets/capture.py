@@ -162,8 +162,15 @@ def _parsed(parse: Callable[[], pl.DataFrame]) -> pl.DataFrame:
         raise CaptureParseError(f"unparseable ({exc.__class__.__name__}: {str(exc)[:200]})") from exc
 
 
-def landing_time(fetched: GbfsCapture, now: datetime) -> tuple[datetime, str | None]:
-    """When to land a GBFS capture: its own time if plausible, else its fetch time and why not."""
+def landing_time(
+    fetched: GbfsCapture, now: datetime, previous: datetime | None = None
+) -> tuple[datetime, str | None]:
+    """When to land a GBFS capture: its own time if plausible, else its fetch time and why not.
+
+    `previous` is the last trusted feed time: new content under a time that did not move past it
+    (a stuck or backward feed clock) is landed under its fetch time too, so the clock hours close on
+    keeps moving and no capture poses as belonging to an hour already closed.
+    """
     fetched_at = _second(fetched.fetched.fetched_at)
     stated = fetched.feed_time
     if stated is None:
@@ -175,6 +182,9 @@ def landing_time(fetched: GbfsCapture, now: datetime) -> tuple[datetime, str | N
         problem = f"feed time {_second(stated)} is more than {tolerance:g} s ahead of this machine's clock"
     elif stated < partitions_start_time():
         problem = f"feed time {_second(stated)} is before the partitions start {settings.partitions_start()}"
+    elif previous is not None and _second(stated) <= previous:
+        moved = "stayed at" if _second(stated) == previous else f"went back from {previous} to"
+        problem = f"the content changed but the feed time {moved} {_second(stated)}"
     else:
         return _second(stated), None
     return fetched_at, f"clock anomaly: {problem}; landed under its fetch time {fetched_at}"
@@ -287,6 +297,6 @@ def poll_gbfs(client: GbfsClient, root: Path, state: PollState) -> PollOutcome:
         status = client.station_status()
     except FeedError as exc:
         return unavailable(state, exc)
-    when, anomaly = landing_time(status, datetime.now(UTC))
+    when, anomaly = landing_time(status, datetime.now(UTC), _when(state.feed_time))
     outcome, frame = _land(root, state, status.fetched, formats.GBFS_STATUS, when, anomaly)
     return outcome if frame is None else _with_information(client, root, outcome, when, frame)

@@ -2,9 +2,11 @@
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -201,15 +203,18 @@ def test_429_waits_for_retry_after_then_succeeds(httpserver):
     assert 0.9 <= arrivals[1] - arrivals[0] < 2.5  # the 1 s Retry-After, not the 0.01 s backoff
 
 
-def test_retry_after_is_capped(httpserver):
-    httpserver.expect_ordered_request("/feed.json").respond_with_data(
+def test_a_retry_after_beyond_the_cap_is_handed_back_at_once(httpserver):
+    """Waiting the cap then asking again would only spend the tick (and be refused again): the caller
+    pauses polling for the time asked instead."""
+    httpserver.expect_request("/feed.json").respond_with_data(
         "quota", status=429, headers={"Retry-After": "120"}
     )
-    httpserver.expect_ordered_request("/feed.json").respond_with_data("[1]", content_type="application/json")
     started = time.monotonic()
-    fetched = client(max_retry_after_s=0.3).get(httpserver.url_for("/feed.json"))
-    assert fetched.body == b"[1]"
-    assert 0.25 <= time.monotonic() - started < 2.0
+    with pytest.raises(FeedError, match="HTTP 429 after 0 retries, Retry-After 120 s") as raised:
+        client(max_retries=2, max_retry_after_s=10.0).get(httpserver.url_for("/feed.json"))
+    assert time.monotonic() - started < 1.0
+    assert raised.value.retry_after_s == 120
+    assert len(httpserver.log) == 1
 
 
 def test_500_is_retried_then_succeeds(httpserver):
@@ -403,6 +408,115 @@ def test_retries_give_up_rather_than_wait_past_the_deadline(httpserver, answer, 
     assert len(httpserver.log) == 2
 
 
+# A throwaway self-signed certificate for 127.0.0.1 (valid 2025-2125), so that no test needs a CA tool.
+TEST_CERT = """-----BEGIN CERTIFICATE-----
+MIIBTzCB9qADAgECAhQe8N/2UHBtC4naNWLhkgYILzeWWDAKBggqhkjOPQQDAjAU
+MRIwEAYDVQQDDAkxMjcuMC4wLjEwIBcNMjUwMTAxMDAwMDAwWhgPMjEyNTAxMDEw
+MDAwMDBaMBQxEjAQBgNVBAMMCTEyNy4wLjAuMTBZMBMGByqGSM49AgEGCCqGSM49
+AwEHA0IABO8121b/G9YlEScHwkWq5yz/3Mm5dKcxITn5eo+ZsCMPIeMDu5abuYnq
+ii2b8oW5zHoxdQhrLJ0CnH25KA5Kr1yjJDAiMA8GA1UdEQQIMAaHBH8AAAEwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiASKAliF+SF+lIBzbMO76I8
+OiIdTJBbDfEYl7kIRXmbCQIhAO9Pjw9fbbFcVK0OjQr4qR6j6OzJmrcMW4vzSBE1
+XwOh
+-----END CERTIFICATE-----
+"""
+TEST_KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmcohNKA7RQQANpVZ
+DAyT+3SiyOhOJ0Pta92ZrVijNBqhRANCAATvNdtW/xvWJREnB8JFqucs/9zJuXSn
+MSE5+XqPmbAjDyHjA7uWm7mJ6ootm/KFucx6MXUIayydApx9uSgOSq9c
+-----END PRIVATE KEY-----
+"""
+JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+TRICKLES = {  # what the server sends at once, then what it trickles one byte per 0.2 s (about 20 s)
+    "headers": (b"", JSON_HEAD + b"X-Pad: " + b"." * 60 + b"\r\nContent-Length: 2\r\n\r\n[]"),
+    "chunk-size": (
+        JSON_HEAD + b"Transfer-Encoding: chunked\r\n\r\n1\r\n[\r\n",
+        b"0" * 100 + b"1\r\n]\r\n0\r\n\r\n",
+    ),
+    "tls-handshake": (b"\x16\x03\x03\x40\x00", b"\x00" * 100),  # a 16 kB TLS record, byte by byte
+    "https-headers": (b"", JSON_HEAD + b"X-Pad: " + b"." * 60 + b"\r\nContent-Length: 2\r\n\r\n[]"),
+}
+
+
+@contextmanager
+def raw_server(at_once: bytes, trickled: bytes, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A bare TCP (or TLS) server below HTTP: to each connection it sends `at_once` after the first bytes
+    from the client, then `trickled` one byte every 0.2 s; every read is quick, the whole is not.
+    Yields its base URL; on leaving, the trickles stop and the server closes."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+
+    def answer(conn: socket.socket) -> None:
+        try:
+            with tls.wrap_socket(conn, server_side=True) if tls else conn as peer:
+                peer.recv(65536)  # the request, or a TLS ClientHello
+                peer.sendall(at_once)
+                for byte in trickled:
+                    if stop.wait(0.2):
+                        return
+                    peer.sendall(bytes([byte]))
+        except OSError:  # the client hung up: what a cut-off client does
+            pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(30)
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+
+
+def trusted_tls(monkeypatch, tmp_path: Path) -> ssl.SSLContext:
+    """A TLS server context with `TEST_CERT`, which the client trusts (requests reads REQUESTS_CA_BUNDLE)."""
+    (tmp_path / "cert.pem").write_text(TEST_CERT)
+    (tmp_path / "key.pem").write_text(TEST_KEY)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+def test_the_test_tls_server_is_trusted(monkeypatch, tmp_path):
+    """So that the https case below is cut off by the deadline, not refused for its certificate."""
+    answer = JSON_HEAD + b"Content-Length: 2\r\n\r\n[]"
+    with raw_server(answer, b"", trusted_tls(monkeypatch, tmp_path)) as base:
+        assert HttpClient(FAST, budget_s=5.0).get(f"{base}/feed.json").body == b"[]"
+
+
+@pytest.mark.parametrize("trickle", list(TRICKLES))
+def test_a_trickle_below_the_body_is_cut_off_at_the_deadline(monkeypatch, tmp_path, trickle):
+    """Socket timeouts bound each read, not their sum: status line and headers, a chunk-size line or
+    a TLS handshake trickled a byte at a time must still end at the tick's deadline."""
+    tls = trusted_tls(monkeypatch, tmp_path) if trickle == "https-headers" else None
+    with raw_server(*TRICKLES[trickle], tls=tls) as base:
+        scheme_base = base.replace("http://", "https://") if trickle == "tls-handshake" else base
+        started = time.monotonic()
+        with pytest.raises(FeedError, match="gave up after the tick's 2 s budget"):
+            HttpClient(FAST, budget_s=2.0).get(f"{scheme_base}/feed.json")
+        assert time.monotonic() - started < 2.0 + 0.75
+
+
+def test_a_client_with_a_budget_still_fetches_after_its_first_request(httpserver):
+    """The watchdog is per request: one that ended in time leaves the connection usable for the next."""
+    httpserver.expect_request("/feed.json").respond_with_data("[1]", content_type="application/json")
+    http = HttpClient(FAST, budget_s=1.0)
+    assert http.get(httpserver.url_for("/feed.json")).body == b"[1]"
+    time.sleep(0.3)
+    assert http.get(httpserver.url_for("/feed.json")).body == b"[1]"
+
+
 def in_an_hour() -> str:
     return format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
 
@@ -418,4 +532,5 @@ def test_a_final_429_hands_its_retry_after_to_the_caller(httpserver, header, exp
     with pytest.raises(FeedError, match="HTTP 429") as raised:
         client(max_retries=2, max_retry_after_s=0.05).get(httpserver.url_for("/feed.json"))
     assert raised.value.retry_after_s == (None if expected is None else pytest.approx(expected, abs=2))
-    assert len(httpserver.log) == 3  # an unreadable Retry-After is plain backoff, not a crash
+    # a readable one beyond the cap ends the retries; an unreadable one is plain backoff, not a crash
+    assert len(httpserver.log) == (3 if expected is None else 1)

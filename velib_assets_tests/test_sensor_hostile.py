@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -26,8 +27,8 @@ from velib_assets.defs.sensors import velib_snapshot_sensor
 from velib_assets.sources import formats
 from velib_assets.sources.recorded import read_recorded
 
-from .conftest import GBFS_INFO_2025, GBFS_STATUS_2025, drain
-from .test_http_clients import trickling
+from .conftest import GBFS_DISCOVERY_2022, GBFS_INFO_2025, GBFS_STATUS_2025, drain
+from .test_http_clients import TRICKLES, raw_server, trickling
 from .test_sensor import HTML_PAGE, Feed, Ticks
 
 REPOSITORY = defs.get_repository_def()
@@ -253,25 +254,49 @@ def test_content_changed_under_an_equal_or_earlier_time_is_landed_with_a_message
     logged = capfd.readouterr().err  # the tick's context.log
     assert "stayed at" in logged and "went back from" in logged
     assert sorted(landed_bodies(ticks)) == sorted(bodies)
-    paths = {data.asset_events[0].metadata["path"].value for data in (first, same, back)}
-    assert len(paths) == 3  # the same second twice: the second under a digest-tagged name
+    landed = (first, same, back)
+    times = [datetime.fromisoformat(d.asset_events[0].metadata["capture_time"].value) for d in landed]
+    assert times[0] == start and min(times[1:]) >= now_s() - timedelta(minutes=1)  # under fetch times
+    assert len({d.asset_events[0].metadata["path"].value for d in landed}) == 3
     assert "unchanged" in repeat.skip_message  # the same content again is not news
 
 
-def test_a_capture_in_an_hour_already_closed_requests_a_rerun_of_that_hour(feed, ticks):
+def test_a_feed_clock_stuck_in_the_past_moves_no_run_storm(feed, ticks):
+    """New content under an old feed time lands under its fetch time: the clock moves on, no capture
+    poses as late, so no tick requests a re-run (keyed by file name, that was a run a tick)."""
+    stuck = now_s() - timedelta(days=2)
+    serve(feed, status(at(stuck)))
+    ticks()
+    results = []
+    for bikes in range(3):
+        change = partial(set_bikes, bikes)
+        serve(feed, status(at(stuck), change))
+        results.append(ticks())
+    assert all(not r.run_requests or all(":late:" not in q.run_key for q in r.run_requests) for r in results)
+    assert ticks.state.clock_time >= now_s() - timedelta(minutes=1)
+    assert all("clock anomaly" in r.asset_events[0].metadata["clock_anomaly"].value for r in results)
+
+
+def set_bikes(bikes: int, document: dict) -> None:
+    document["data"]["stations"][0]["num_bikes_available"] = bikes
+
+
+def test_a_capture_in_an_hour_already_closed_requests_one_rerun_of_that_hour(feed, ticks):
+    """A lagging feed clock that sticks once (landed under the fetch time, which closes its hour) and
+    then moves on lands later captures in the closed hour: that hour is re-run, once per clock hour."""
     hour = now_s().replace(minute=0, second=0) - timedelta(days=1)
-    for minute in (50, 70):  # the second one closes the first hour
-        serve(feed, status(at(hour + timedelta(minutes=minute))))
-        ticks()
+    serve(feed, status(at(hour + timedelta(minutes=50))))
+    ticks()
+    serve(feed, status(at(hour + timedelta(minutes=50)), one_bike_less))  # stuck: lands now, closes it
+    assert hour_key(hour) in {r.partition_key for r in hourly_requests(ticks())}
     late_keys = []
-    for minute, change in ((55, None), (55, one_bike_less)):
-        serve(feed, status(at(hour + timedelta(minutes=minute)), change))
+    for minute in (55, 56):
+        serve(feed, status(at(hour + timedelta(minutes=minute))))
         [request] = hourly_requests(ticks())
         assert request.partition_key == hour_key(hour)
         assert request.run_key.startswith(f"{hour_key(hour)}:late:")
         late_keys.append(request.run_key)
-
-    assert len(set(late_keys)) == 2  # run keys never repeat: each late capture gets its run
+    assert len(set(late_keys)) == 1  # Dagster launches a run key once: one re-run, not one per capture
 
 
 # --- failures of the feed or the disk ----------------------------------------------------------------------
@@ -370,6 +395,83 @@ def test_a_tick_ends_within_its_budget_against_a_trickling_server(
         assert budget in data.skip_message
 
 
+def test_a_tick_ends_within_its_budget_against_trickled_headers(tmp_path):
+    """Status line and headers one byte per 0.2 s: no socket read ever times out, the deadline must."""
+    with raw_server(*TRICKLES["headers"]) as base:
+        ticks = ResolvedTicks(resources(f"{base}/gbfs.json", tmp_path, tick_budget_s=2.0), tmp_path)
+        started = time.monotonic()
+        data = ticks()
+        assert time.monotonic() - started < 2.0 + SLACK_S
+    assert "gave up after the tick's 2 s budget" in data.skip_message
+
+
+# --- numbers Python refuses to read ------------------------------------------------------------------------
+PLACEHOLDER = 987654321987
+TOO_LONG = b"9" * 5000  # past Python's 4,300-digit bound on int(str): json.loads raises a bare ValueError
+
+
+def too_long(body: bytes) -> bytes:
+    """`body` with its one `PLACEHOLDER` written as a 5,000-digit integer (json.dumps cannot write it)."""
+    assert body.count(str(PLACEHOLDER).encode()) == 1
+    return body.replace(str(PLACEHOLDER).encode(), TOO_LONG)
+
+
+def one_line_reason(message: str | None) -> str:
+    assert message is not None and "\n" not in message and len(message) < 500
+    assert "4300 digits" in message
+    return message
+
+
+def test_a_count_too_long_to_read_is_a_skip_with_its_reason(feed, ticks):
+    def bikes(document: dict) -> None:
+        document["data"]["stations"][0]["num_bikes_available"] = PLACEHOLDER
+
+    serve(feed, too_long(status(at(now_s()), bikes)))
+    data = ticks()  # before: ValueError "Exceeds the limit (4300 digits)" errored the tick
+    assert one_line_reason(data.skip_message).startswith("feed unavailable")
+    assert not data.asset_events
+
+
+def test_information_too_long_to_read_leaves_the_status_to_land(httpserver, gbfs_discovery, tmp_path):
+    information = json.loads(GBFS_INFO_2025.read_bytes())
+    information["data"]["stations"][0]["capacity"] = PLACEHOLDER
+    httpserver.expect_request("/station_information.json").respond_with_data(
+        too_long(json.dumps(information).encode()), content_type="application/json"
+    )
+    body = status(at(now_s()))
+    httpserver.expect_request("/station_status.json").respond_with_data(body, content_type="application/json")
+
+    data = ResolvedTicks(resources(gbfs_discovery, tmp_path), tmp_path)()
+
+    [event] = data.asset_events
+    assert Path(event.metadata["path"].value).read_bytes() == body
+    assert "4300 digits" in event.metadata["notes"].value
+
+
+def test_a_discovery_too_long_to_read_is_a_skip_with_its_reason(httpserver, tmp_path):
+    discovery = json.loads(GBFS_DISCOVERY_2022.read_bytes())
+    discovery["ttl"] = PLACEHOLDER
+    httpserver.expect_request("/gbfs.json").respond_with_data(
+        too_long(json.dumps(discovery).encode()), content_type="application/json"
+    )
+    data = ResolvedTicks(resources(httpserver.url_for("/gbfs.json"), tmp_path), tmp_path)()
+    assert "unusable discovery" in one_line_reason(data.skip_message)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"station_id": 1, "num_bikes_available": ' + TOO_LONG + b"}", "4300 digits"),
+        (b"[" * 100_000, "too deep"),
+    ],
+    ids=["long-integer", "deep"],
+)
+def test_status_lines_python_refuses_to_read_are_a_parse_error(line, reason):
+    with pytest.raises(formats.CaptureParseError, match=reason) as raised:
+        formats.parse_gbfs_status_lines(b'{"station_id": 2}\n' + line + b"\n", now_s())
+    assert str(raised.value).startswith("line 2: ")
+
+
 # --- a long run of faults ----------------------------------------------------------------------------------
 def test_a_hostile_feed_over_many_ticks(monkeypatch, httpserver, feed, ticks):
     """good, 2030, good, ms epoch, good, backwards, same time other content, 429, (paused), HTML, good."""
@@ -410,13 +512,17 @@ def test_a_hostile_feed_over_many_ticks(monkeypatch, httpserver, feed, ticks):
     goods = [json_answers[0], *json_answers[2:], answers[-1].get_data()]  # all but the 2030 one
     assert set(landed_bodies(ticks)) >= set(goods), "every good capture landed"
     assert len(landed_bodies(ticks)) == len(goods) + 1  # and the 2030 one, under its fetch time
-    assert ticks.state.clock_anomalies == 1
+    assert ticks.state.clock_anomalies == 3  # 2030, backwards, the same time with other content
     skips = [r.skip_message.split(":")[0] for r in results if not r.asset_events]
     assert skips == ["feed unavailable", "the feed asked for a pause (Retry-After)", "feed unavailable"]
     requested = {r.partition_key for data in results for r in hourly_requests(data)}
     assert requested == {hour_key(base + timedelta(minutes=m)) for m in (0, 20, 70)}
     run_keys = [r.run_key for data in results for r in data.run_requests]
-    assert len(run_keys) == len(set(run_keys))
+    on_time = [key for key in run_keys if ":late:" not in key]
+    assert len(on_time) == len(set(on_time))  # a closing hour is requested once
+    # Late captures (feed times behind the clock the fetch-time anomalies moved) re-run their hour
+    # under one key per clock hour, which Dagster launches once.
+    assert {key.split(":late:")[1] for key in run_keys if ":late:" in key} <= {hour_key(datetime.now(UTC))}
 
 
 def test_a_millisecond_last_reported_is_read_as_such():

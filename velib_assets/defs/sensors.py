@@ -50,11 +50,13 @@ def closing_requests(
 
 def late_requests(state: PollState, landed: Capture) -> tuple[list[dg.RunRequest], list[str]]:
     """Re-runs for a capture landed in an hour the clock (`state`'s, before the capture) had closed:
-    that hour, and its day if already ranked, under run keys of their own so it is not left out."""
+    that hour, and its day if already ranked, under run keys of their own so it is not left out.
+    Captures land under their fetch time when the feed's own time does not move forward, so this
+    only happens when this machine's clock stepped back."""
     clock, when = state.clock_time, landed.capture_time
     if clock is None or when >= clock or hour_key(when) == hour_key(clock):
         return [], []
-    hour, stamp = hour_key(when), landed.path.name
+    hour, stamp = hour_key(when), hour_key(clock)  # one re-run per late hour and clock hour, at most
     if not hourly_partitions.has_partition_key(hour):
         return [], [f"capture of {when} is in hour {hour}, which is not a partition: no run requested"]
     requests = [
@@ -136,7 +138,7 @@ def _captured(
     """The landing event of a capture and the runs it calls for: the hour the clock left, or a late hour."""
     partition = started_hour_key(landed.capture_time, datetime.now(UTC))
     if partition is None:
-        notes = [*notes, f"capture time {landed.capture_time} is before the partitions start: no partition"]
+        notes = [*notes, f"capture time {landed.capture_time} is outside the partitions: no partition"]
     clock = outcome.state.clock_time or landed.capture_time
     closing, state, closing_notes = closing_requests(outcome.state, before.clock_time, clock)
     late, late_notes = late_requests(before, landed) if outcome.created else ([], [])

@@ -82,6 +82,9 @@ def load_json(body: bytes) -> Any:
         raise CaptureParseError(f"not UTF-8 text ({exc.reason})") from exc
     except RecursionError as exc:
         raise CaptureParseError("JSON nested too deep to be a station list") from exc
+    except ValueError as exc:  # after its subclasses: an integer past Python's 4,300-digit int(str) bound
+        reason = " ".join(str(exc).partition(":")[0].split())  # one line, without the sys.* advice
+        raise CaptureParseError(f"unreadable JSON value ({reason})") from exc
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -400,6 +403,11 @@ def parse_gbfs_status_lines(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
                 stations.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise CaptureParseError(f"line {number}: truncated or invalid JSON ({exc.msg})") from exc
+            except RecursionError as exc:
+                raise CaptureParseError(f"line {number}: JSON nested too deep") from exc
+            except ValueError as exc:  # not UTF-8, or an integer past Python's 4,300-digit int(str) bound
+                reason = " ".join(str(exc).partition(":")[0].split())
+                raise CaptureParseError(f"line {number}: unreadable JSON value ({reason})") from exc
     return gbfs_status_frame(_non_empty(stations), snapshot_ts)
 
 

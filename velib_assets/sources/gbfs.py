@@ -62,9 +62,9 @@ class GbfsClient:
     def urls(self) -> dict[str, str]:
         if self.discovery_url not in self._discovered:
             fetched = self.http.get(self.discovery_url)
-            try:
+            try:  # load_json turns whatever json.loads raises (too deep, too long a number) into this
                 self._discovered[self.discovery_url] = feed_urls(load_json(fetched.body))
-            except (CaptureParseError, RecursionError) as exc:
+            except CaptureParseError as exc:
                 raise FeedError(f"{self.discovery_url}: unusable discovery ({exc})") from exc
         return self._discovered[self.discovery_url]
 
@@ -77,12 +77,10 @@ class GbfsClient:
         except FeedError:
             self._discovered.pop(self.discovery_url, None)
             raise
-        try:
+        try:  # a feed's content is never the tick's error: unreadable JSON is an unavailable feed
             document = load_json(fetched.body)
         except CaptureParseError as exc:
             raise FeedError(f"{url}: {exc}") from exc
-        except RecursionError as exc:  # JSON nested deeper than Python's stack
-            raise FeedError(f"{url}: JSON nested too deep") from exc
         return GbfsCapture(fetched, gbfs_feed_time(document), stated_time(document))
 
     def station_status(self) -> GbfsCapture:

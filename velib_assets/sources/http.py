@@ -4,19 +4,28 @@ Every request has connect/read timeouts, a size bound and a descriptive User-Age
 retried with exponential backoff through urllib3's `Retry`, honouring `Retry-After` up to a cap.
 A client given a budget (one per sensor tick) has a deadline that no attempt, backoff, `Retry-After`
 wait or body read passes, so a tick ends well inside Dagster's 60 s sensor timeout even against a
-server trickling its answer. A final 429/503 hands its `Retry-After` to the caller to honour later.
+server trickling its answer. Socket timeouts bound each read, not their sum, so a watchdog timer also
+shuts the client's sockets down at the deadline: headers, chunked framing or a TLS handshake trickled a
+byte at a time end there too. A final 429/503 hands its `Retry-After` to the caller to honour later,
+and so does one asking for longer than the client may wait (`max_retry_after_s`), without retrying.
 """
 
 import email.utils
 import math
+import socket
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
+from urllib3.poolmanager import PoolManager, ProxyManager
 from urllib3.util.retry import Retry
 
 from velib_assets.settings import USER_AGENT
@@ -62,12 +71,17 @@ class _OutOfTime(urllib3.exceptions.HTTPError):
     """A retry abandoned because its wait would pass the deadline."""
 
 
+class _TooLongToWait(urllib3.exceptions.HTTPError):
+    """A retry abandoned because the server asked for a longer wait than the client may spend."""
+
+
 def _time_left(deadline: float | None) -> float:
     return math.inf if deadline is None else deadline - time.monotonic()
 
 
 class _CappedRetry(Retry):
-    """urllib3 `Retry` whose waits are capped and never pass the deadline: it gives up instead.
+    """urllib3 `Retry` whose waits are capped and never pass the deadline: it gives up instead, and
+    at once when a 429/503 asks for longer than the cap.
 
     Giving up on a retryable status returns that last response (`raise_on_status=False`), so the
     caller still sees its status and `Retry-After`.
@@ -76,14 +90,24 @@ class _CappedRetry(Retry):
     max_retry_after_s: float = 10.0
     deadline: float | None = None
 
-    def get_retry_after(self, response):  # type: ignore[no-untyped-def]
+    def _asked(self, response) -> float | None:  # type: ignore[no-untyped-def]
+        """The server's `Retry-After` in seconds, uncapped; None if absent or unreadable (plain backoff)."""
         try:
-            retry_after = super().get_retry_after(response)
-        except InvalidHeader:  # an unreadable Retry-After: plain backoff
+            return super().get_retry_after(response)
+        except InvalidHeader:
             return None
+
+    def get_retry_after(self, response):  # type: ignore[no-untyped-def]
+        retry_after = self._asked(response)
         return None if retry_after is None else min(retry_after, self.max_retry_after_s)
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
+        if response is not None and response.status in RETRY_AFTER_STATUSES:
+            asked = self._asked(response)
+            if asked is not None and asked > self.max_retry_after_s:
+                # Waiting only the cap would ask again too early, be refused again and spend the tick:
+                # hand this answer back at once; the caller pauses polling for as long as asked.
+                raise MaxRetryError(_pool, url, _TooLongToWait(f"Retry-After {asked:g} s"))
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = (retry.get_retry_after(response) if response is not None else None) or retry.get_backoff_time()
         if wait >= _time_left(self.deadline):
@@ -121,7 +145,104 @@ class _DeadlineTimeout(urllib3.Timeout):
         return self._capped(super().read_timeout)  # type: ignore[arg-type]
 
 
-def build_session(settings: HttpSettings, deadline: float | None = None) -> requests.Session:
+class _Watchdog:
+    """Cuts one client's connections at its deadline, whatever phase a request is in.
+
+    Each connection registers a duplicate of its socket when it opens (`_new_conn`): shutting the
+    duplicate down ends the TCP connection under any wrapper (the TLS socket that replaces the raw one
+    after the handshake, a proxy tunnel), and the duplicate's descriptor is ours, so it is never
+    another socket's by the time the timer fires. Connections hold their duplicate; this set does not.
+    The TCP connect itself comes before registration: its timeout is already cut to the time left.
+    """
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def track(self, sock: socket.socket) -> socket.socket:
+        watch = sock.dup()
+        with self._lock:
+            self._sockets.add(watch)
+            if self.fired:  # opened after the deadline: a retry must not outlive it either
+                _cut(watch)
+        return watch
+
+    def forget(self, watch: socket.socket) -> None:
+        with self._lock:  # never closed while the timer may be shutting it down
+            self._sockets.discard(watch)
+            watch.close()
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for watch in list(self._sockets):
+                _cut(watch)
+
+    def arm(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(max(0.0, seconds), self.fire)
+        timer.daemon = True  # never holds up the process
+        timer.start()
+        return timer
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # a blocked recv returns at once; later ones fail
+    except OSError:  # already closed by its peer or by us
+        pass
+
+
+class _Watched:
+    """Mixin for urllib3's connection classes: registers each new socket with the watchdog."""
+
+    watchdog: _Watchdog
+    _watch: socket.socket | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        self._watch = self.watchdog.track(sock)
+        return sock
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            if self._watch is not None:
+                self.watchdog.forget(self._watch)
+                self._watch = None
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools (direct or through an HTTP proxy) open watched connections.
+
+    The connection classes are made per client (one per tick) so that each finds its own watchdog;
+    `pool_classes_by_scheme` and `ConnectionCls` are urllib3's documented extension points."""
+
+    def __init__(self, watchdog: _Watchdog, **kwargs: object) -> None:
+        attrs = {"watchdog": watchdog}
+        http = type("WatchedHTTPConnection", (_Watched, HTTPConnection), attrs)
+        https = type("WatchedHTTPSConnection", (_Watched, HTTPSConnection), attrs)
+        self._pool_classes = {
+            "http": type("WatchedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("WatchedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        }
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs) -> PoolManager:  # type: ignore[no-untyped-def]
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):  # a SOCKS proxy has pool classes of its own: unwatched
+            manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+
+def build_session(
+    settings: HttpSettings, deadline: float | None = None, watchdog: _Watchdog | None = None
+) -> requests.Session:
     retry = _CappedRetry(
         total=settings.max_retries,
         connect=settings.max_retries,
@@ -136,7 +257,10 @@ def build_session(settings: HttpSettings, deadline: float | None = None) -> requ
     retry.max_retry_after_s = settings.max_retry_after_s
     retry.deadline = deadline
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    if watchdog is None:
+        adapter = HTTPAdapter(max_retries=retry)
+    else:
+        adapter = _WatchedAdapter(watchdog, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update({"User-Agent": settings.user_agent, "Accept": "application/json"})
@@ -147,14 +271,15 @@ class HttpClient:
     """GET with timeouts, retries and a size bound; raises `FeedError` with a one-line reason.
 
     With `budget_s`, every request of this client (one per tick) ends within that many seconds of
-    its creation: retries, backoff and body reads included.
+    its creation: retries, backoff, connecting, headers and body reads included.
     """
 
     def __init__(self, settings: HttpSettings | None = None, budget_s: float | None = None) -> None:
         self.settings = settings or HttpSettings()
         self.budget_s = budget_s
         self.deadline = None if budget_s is None else time.monotonic() + budget_s
-        self._session = build_session(self.settings, self.deadline)
+        self._watchdog = None if budget_s is None else _Watchdog()
+        self._session = build_session(self.settings, self.deadline, self._watchdog)
 
     def time_left(self) -> float:
         """Seconds before the deadline (infinite without a budget)."""
@@ -165,19 +290,32 @@ class HttpClient:
         if self.time_left() <= 0:
             raise self._out_of_time(url)
         timeout = _DeadlineTimeout(s.connect_timeout_s, s.read_timeout_s, self.deadline)
+        timer = None if self._watchdog is None else self._watchdog.arm(self.time_left())
         try:
             with self._session.get(url, params=params, timeout=timeout, stream=True) as response:
                 if response.status_code != 200:
                     raise _status_error(url, response)
                 body = self._read_bounded(url, response)
                 content_type = response.headers.get("Content-Type", "")
-        except requests.RequestException as exc:
-            raise self._failure(url, exc) from exc
+        except Exception as exc:
+            if self._cut_off():  # whatever broke once the watchdog cut the sockets: the budget did
+                raise self._out_of_time(url) from exc
+            if isinstance(exc, requests.RequestException):
+                raise self._failure(url, exc) from exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if self._cut_off():  # a body that ends at EOF would otherwise be taken whole when cut short
+            raise self._out_of_time(url)
         if not body.strip():
             raise FeedError(f"{url}: empty body")
         if "html" in content_type.lower() or body.lstrip()[:1] == b"<":
             raise FeedError(f"{url}: answered an HTML page, not JSON")
         return FetchedBody(url, body, content_type, datetime.now(UTC))
+
+    def _cut_off(self) -> bool:
+        return self._watchdog is not None and self._watchdog.fired
 
     def _read_bounded(self, url: str, response: requests.Response) -> bytes:
         limit = self.settings.max_bytes
