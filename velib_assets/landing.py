@@ -35,7 +35,7 @@ EXTENSIONS = {
 }
 _NAME = re.compile(r"^(\d{8}T\d{6})Z(?:-[0-9a-f]{12})?\.([a-z-]+)\.[a-z.]+$")
 DIGEST_CHARS = 12
-LOCK_FILE = ".write.lock"
+LOCK_SUFFIX = ".write.lock"
 
 
 @dataclass(frozen=True, order=True)
@@ -126,9 +126,10 @@ def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> 
 
 @contextmanager
 def _exclusive(root: Path) -> Iterator[None]:
-    """Writers of the landing zone take turns (a write takes milliseconds): a lock file beside it."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_FILE, "a") as lock:
+    """Writers of the landing zone take turns (a write takes milliseconds) on a lock file beside it,
+    not in it: the landing zone holds captures and nothing else."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}{LOCK_SUFFIX}", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
