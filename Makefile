@@ -7,6 +7,12 @@ DAYS ?= 30
 export VELIB_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
+# The days of the bundled sample (`velib demo` runs 2024-10-31 .. 2024-11-04): the demo and the UI
+# show those partitions, not months of empty ones. Only these two targets set them (a deployment
+# sets its own start and normally no end, see README); your environment overrides them.
+demo dev: export VELIB_PARTITIONS_START ?= 2024-10-31
+demo dev: export VELIB_PARTITIONS_END ?= 2024-11-04
+
 .PHONY: install test demo dev bench deploy-check lint validate clean
 
 install: $(VENV)/.installed
@@ -27,8 +33,12 @@ test: install ## the whole suite, offline (starts nothing beyond local processes
 demo: install $(DAGSTER_HOME)/dagster.yaml ## import the bundled real sample, run every asset, print the top 10
 	$(VENV)/bin/velib demo
 
+# Started from inside DAGSTER_HOME, which holds the copy of dagster.yaml it uses: from the project root
+# Dagster would warn that ./dagster.yaml "will not be used". `dg dev -w` is `dagster dev` without its
+# "superseded" notice.
 dev: install $(DAGSTER_HOME)/dagster.yaml ## the Dagster UI on http://127.0.0.1:3000
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cd "$(DAGSTER_HOME)" && DAGSTER_HOME="$$(pwd -P)" VELIB_DATA_DIR="$(abspath $(VELIB_DATA_DIR))" \
+		exec "$(abspath $(VENV))/bin/dg" dev -w "$(CURDIR)/workspace.yaml" -h 127.0.0.1 -p 3000
 
 bench: install ## benchmarks/README.md: make bench DAYS=30
 	$(PY) -m benchmarks.run --days $(DAYS)
@@ -39,8 +49,8 @@ deploy-check: install ## the production shape (docker/) run natively against loc
 lint: install
 	$(VENV)/bin/ruff check .
 
-validate: install
-	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+validate: install $(DAGSTER_HOME)/dagster.yaml ## load and check the definitions as `dg dev` loads them ([tool.dg] in pyproject.toml)
+	$(VENV)/bin/dg check defs
 
 clean:
 	rm -rf $(VELIB_DATA_DIR) $(DAGSTER_HOME)

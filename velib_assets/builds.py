@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from velib_assets import lake, quality
+from velib_assets.coverage import DayCoverage, day_coverage
 from velib_assets.kpis.clean import CLEAN_SCHEMA, clean_snapshots
 from velib_assets.kpis.occupancy import (
     STATION_OCCUPANCY_SCHEMA,
@@ -61,6 +62,7 @@ class CleanedHour:
     stations: frozenset[str]
     reasons: dict[str, int]
     verdicts: list[quality.Verdict]
+    preview: pl.DataFrame
 
 
 def hours_between(start: datetime, end: datetime) -> list[datetime]:
@@ -90,6 +92,7 @@ def clean_hour(root: Path, reference: pl.DataFrame, thresholds: KpiThresholds, w
         stations=frozenset(result.clean["station_code"].unique().to_list()),
         reasons=dict(result.quarantine["reason"].value_counts().iter_rows()),
         verdicts=[verdict(result.clean) for verdict in CLEAN_VERDICTS],
+        preview=result.clean.head(10),
     )
 
 
@@ -116,10 +119,22 @@ def occupancy_without_streaks(root: Path, day: date) -> Path | None:
     return None
 
 
-def ranking_day(root: Path, thresholds: KpiThresholds, day: date) -> tuple[pl.DataFrame, int]:
-    """The day's ranking, and how many of its hours had occupancy (hours never captured have none:
-    the day is ranked on the hours it has)."""
+@dataclass(frozen=True)
+class RankedDay:
+    ranking: pl.DataFrame
+    hours_with_occupancy: int
+    coverage: DayCoverage
+
+
+def ranking_day(
+    root: Path, landing_root: Path, thresholds: KpiThresholds, cadence_s: float, day: date
+) -> RankedDay:
+    """The day's ranking, how many of its hours had occupancy (hours never captured have none: the
+    day is ranked on the hours it has), and how much of the day the collection saw."""
     hours = day_hour_dirs(root, STATION_OCCUPANCY, day)
-    ranking = critical_station_rankings(lake.scan(hours, STATION_OCCUPANCY_SCHEMA), day, thresholds)
+    occupancy = lake.scan(hours, STATION_OCCUPANCY_SCHEMA)
+    ranking = critical_station_rankings(occupancy, day, thresholds)
     lake.write_parquet(ranking, lake.day_dir(root, RANKINGS, day))
-    return ranking, len(lake.existing_files(hours))
+    observed = occupancy.select("station_code", "observed_minutes").collect()
+    coverage = day_coverage(landing_root, observed, day, cadence_s)
+    return RankedDay(ranking, len(lake.existing_files(hours)), coverage)

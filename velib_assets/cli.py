@@ -15,11 +15,15 @@ from typing import NoReturn
 import polars as pl
 
 from velib_assets import lake, landing
-from velib_assets.settings import PARIS, data_dir, partitions_start
+from velib_assets.settings import PARIS, data_dir, partitions_end, partitions_start
 
 SAMPLE = Path(__file__).parent / "sample" / "opendata-exports-5min"
 DEMO_DAYS = (date(2024, 10, 31), date(2024, 11, 4))
 DEMO_DAY = date(2024, 11, 3)
+
+
+MAX_TOP = 100_000
+"""More stations than any bike-share network has: a larger --top is a typo."""
 
 
 class UsageError(Exception):
@@ -38,8 +42,8 @@ def _positive(text: str) -> int:
         value = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    if not 1 <= value <= MAX_TOP:
+        raise argparse.ArgumentTypeError(f"{value} is not a number from 1 to {MAX_TOP:,}")
     return value
 
 
@@ -62,12 +66,15 @@ def _spans(days: list[date]) -> str:
 
 
 def check_run_range(first: date, last: date, today: date) -> None:
-    """A range `velib run` can build: ordered, from the partitions' start, of closed days, with captures."""
+    """A range `velib run` can build: ordered, within the partitions, of closed days, with captures."""
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
     start = date.fromisoformat(partitions_start())
     if first < start:
         raise UsageError(f"--from {first} is before the partitions start ({start}, VELIB_PARTITIONS_START)")
+    end = partitions_end()
+    if end is not None and last > date.fromisoformat(end):
+        raise UsageError(f"--to {last} is after the partitions end ({end}, VELIB_PARTITIONS_END)")
     if last >= today:
         raise UsageError(
             f"--to {last} has not closed yet (today is {today} in Europe/Paris): the latest day is "
@@ -197,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"velib: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("velib: interrupted: the run was stopped, its workers ended", file=sys.stderr)
+        stopped = ": the run was stopped, its workers ended" if args.command in ("run", "demo") else ""
+        print(f"velib: interrupted{stopped}", file=sys.stderr)
         return 130
 
 

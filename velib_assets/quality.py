@@ -9,10 +9,14 @@ they return plain data, not Dagster objects, so worker processes can compute the
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from velib_assets.reference import arrondissement_violations
+
+if TYPE_CHECKING:
+    from velib_assets.coverage import DayCoverage
 from velib_assets.settings import clock_tolerance
 
 
@@ -236,4 +240,35 @@ def rankings_contiguous(rankings: pl.DataFrame) -> Verdict:
         ERROR,
         days=per_day.height,
         broken_days=", ".join(broken) or "none",
+    )
+
+
+# coverage ----------------------------------------------------------------------------------------
+def rankings_day_coverage(coverages: "list[DayCoverage]", min_share: float) -> Verdict:
+    """WARN when a day was observed less than `min_share` of the time: its ranking rests on gaps."""
+    worst = min(coverages, key=lambda c: c.observed_share, default=None)
+    below = [c for c in coverages if c.observed_share < min_share]
+    return _result(
+        "rankings_day_coverage",
+        not below,
+        WARN,
+        min_observed_share=min_share,
+        days_below=", ".join(str(c.day) for c in below) or "none",
+        worst_day=str(worst.day) if worst else "none",
+        worst_observed_share=worst.observed_share if worst else 0.0,
+        worst_day_captures=worst.captures if worst else 0,
+    )
+
+
+def raw_frozen_feed(longest_frozen_s: dict[str, float], max_gap: timedelta) -> Verdict:
+    """WARN when the station data stayed identical under new times for longer than MAX_GAP: a feed
+    that answers but no longer moves (shorter spells are the source's own refresh rhythm)."""
+    frozen = {key: s for key, s in longest_frozen_s.items() if s > max_gap.total_seconds()}
+    return _result(
+        "raw_frozen_feed",
+        not frozen,
+        WARN,
+        max_unchanged_minutes=max_gap.total_seconds() / 60,
+        longest_unchanged_minutes=round(max(longest_frozen_s.values(), default=0.0) / 60, 1),
+        frozen_hours=", ".join(sorted(frozen)) or "none",
     )

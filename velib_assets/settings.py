@@ -31,6 +31,7 @@ ENV_READ_TIMEOUT = "VELIB_READ_TIMEOUT_SECONDS"
 ENV_MAX_RETRIES = "VELIB_MAX_RETRIES"
 ENV_MAX_BYTES = "VELIB_MAX_RESPONSE_BYTES"
 ENV_PARTITIONS_START = "VELIB_PARTITIONS_START"
+ENV_PARTITIONS_END = "VELIB_PARTITIONS_END"
 ENV_MAX_GAP_MINUTES = "VELIB_MAX_GAP_MINUTES"
 ENV_NEARLY_EMPTY = "VELIB_NEARLY_EMPTY_RATE"
 ENV_NEARLY_FULL = "VELIB_NEARLY_FULL_RATE"
@@ -39,6 +40,7 @@ ENV_CLOCK_TOLERANCE = "VELIB_CLOCK_TOLERANCE_SECONDS"
 ENV_TICK_BUDGET = "VELIB_TICK_BUDGET_SECONDS"
 ENV_MAX_RETRY_AFTER = "VELIB_MAX_RETRY_AFTER_SECONDS"
 ENV_POOL_WAIT = "VELIB_POOL_WAIT_SECONDS"
+ENV_MIN_DAY_COVERAGE = "VELIB_MIN_DAY_COVERAGE"
 
 
 def _env(name: str, default: str) -> str:
@@ -74,6 +76,11 @@ def partitions_start() -> str:
     return _env(ENV_PARTITIONS_START, DEFAULT_PARTITIONS_START)
 
 
+def partitions_end() -> str | None:
+    """The last local day of the partitions (inclusive), or None: up to the latest closed hour and day."""
+    return _env(ENV_PARTITIONS_END, "") or None
+
+
 def poll_interval_seconds() -> int:
     return max(5, int(_env(ENV_POLL_SECONDS, "60")))
 
@@ -96,3 +103,8 @@ def max_retry_after_seconds() -> float:
 def pool_wait_seconds() -> float:
     """How long `velib run` waits for the `duckdb_writer` pool held by another live run."""
     return max(0.0, float(_env(ENV_POOL_WAIT, "600")))
+
+
+def min_day_coverage() -> float:
+    """Below this share of a day observed, the day's rankings carry a coverage warning."""
+    return min(1.0, max(0.0, float(_env(ENV_MIN_DAY_COVERAGE, "0.8"))))

@@ -2,6 +2,10 @@
 
 A capture that does not parse is reported with its reason and the rest of the window still counts;
 GBFS status captures take names, positions and capacities from the nearest `station_information`.
+Captures whose station data repeat the previous capture's exactly, under new times, form a frozen
+spell. Short spells are normal (the Opendatasoft dataset refreshes about every ten minutes, so two
+or three 5-minute exports in a row can be identical); a spell longer than MAX_GAP means the feed
+stopped moving while it kept answering.
 """
 
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ class WindowSnapshots:
     frame: pl.DataFrame
     captures: int = 0
     bytes_read: int = 0
+    longest_frozen_s: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -48,6 +53,8 @@ def parse_window(root: Path, start: datetime, end: datetime) -> WindowSnapshots:
     infos = landing.information_captures(root)
     cache: dict[Path, pl.DataFrame | None] = {}
     frames: list[pl.DataFrame] = []
+    previous: pl.DataFrame | None = None
+    spell_start: datetime | None = None
     result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
     for capture in captures:
         body = capture.path.read_bytes()
@@ -59,6 +66,13 @@ def parse_window(root: Path, start: datetime, end: datetime) -> WindowSnapshots:
             continue
         if frame["source"][0] == "gbfs":
             frame = formats.with_station_information(frame, _information(root, capture, infos, cache))
+        content = frame.drop("snapshot_ts")
+        if previous is None or not content.equals(previous):
+            spell_start = capture.capture_time
+        elif spell_start is not None:
+            spell = (capture.capture_time - spell_start).total_seconds()
+            result.longest_frozen_s = max(result.longest_frozen_s, spell)
+        previous = content
         frames.append(frame)
     if frames:
         result.frame = pl.concat(frames, how="vertical").select(list(RAW_SCHEMA))

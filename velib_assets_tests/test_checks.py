@@ -335,6 +335,9 @@ def test_raw_checks_fail_on_broken_and_empty_captures(tmp_path: Path) -> None:
 
 
 # merging the hours of one run --------------------------------------------------------------------
+KEYS = ["2024-11-03-10:00", "2024-11-03-11:00", "2024-11-03-12:00", "2024-11-03-13:00"]
+
+
 def hours(*shares: float) -> list[list[quality.Verdict]]:
     """Per hour: a stale-share check and a blocking duplicate check, as clean_stations yields them."""
     return [
@@ -349,28 +352,40 @@ def hours(*shares: float) -> list[list[quality.Verdict]]:
 
 
 def test_merge_hourly_passes_when_every_hour_passes() -> None:
-    merged = checks.merge_hourly(hours(0.01, 0.02, 0.03))
+    merged = checks.merge_hourly(hours(0.01, 0.02, 0.03), KEYS[:3])
     assert [(m.check_name, m.passed, m.severity) for m in merged] == [
         ("clean_stale_share", True, dg.AssetCheckSeverity.WARN),
         ("clean_unique_keys", True, dg.AssetCheckSeverity.ERROR),
     ]
-    assert figures(merged[0]) == {"share": 0.01, "hours_checked": 3, "hours_failed": 0}
+    assert figures(merged[0]) == {
+        "share": 0.01,
+        "hours_checked": 3,
+        "hours_failed": 0,
+        "shown_partition": KEYS[0],
+        "failed_partitions": "none",
+    }
 
 
 def test_merge_hourly_fails_on_one_hour_and_shows_the_first_failing_hour() -> None:
-    merged = checks.merge_hourly(hours(0.01, 0.2, 0.6, 0.05))
+    merged = checks.merge_hourly(hours(0.01, 0.2, 0.6, 0.05), KEYS)
     stale, unique = merged
     assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
-    assert figures(stale) == {"share": 0.2, "hours_checked": 4, "hours_failed": 2}
+    assert figures(stale) == {
+        "share": 0.2,
+        "hours_checked": 4,
+        "hours_failed": 2,
+        "shown_partition": KEYS[1],
+        "failed_partitions": f"{KEYS[1]}, {KEYS[2]}",
+    }
     assert (unique.passed, unique.severity) == (False, dg.AssetCheckSeverity.ERROR)
-    assert figures(unique) == {"duplicate_rows": 6, "hours_checked": 4, "hours_failed": 1}
+    assert figures(unique)["shown_partition"] == KEYS[2] and figures(unique)["hours_failed"] == 1
 
 
 def test_merge_hourly_rejects_hours_with_different_checks() -> None:
     ragged = hours(0.01, 0.02)
     ragged[1].pop()
     with pytest.raises(ValueError):
-        checks.merge_hourly(ragged)
+        checks.merge_hourly(ragged, KEYS[:2])
 
 
 def test_report_turns_a_verdict_into_an_asset_check_result() -> None:

@@ -3,11 +3,12 @@
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from velib_assets.cli import UsageError, check_run_range
 from velib_assets.settings import PARIS
 from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env
 
@@ -15,11 +16,11 @@ VELIB = str(Path(sys.executable).with_name("velib"))
 TODAY = datetime.now(PARIS).date()
 
 
-def velib(*args: str, data: Path, home: Path) -> subprocess.CompletedProcess:
+def velib(*args: str, data: Path, home: Path, **settings: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [VELIB, *args],
         cwd=PROJECT_ROOT,
-        env=child_env(data, home),
+        env={**child_env(data, home), **settings},
         capture_output=True,
         text=True,
         timeout=60,
@@ -60,6 +61,34 @@ def test_a_bad_range_is_one_line_and_exit_code_2(
     assert not home.exists()  # refused before any Dagster instance or run was made
 
 
+def test_a_range_past_the_partitions_end_is_one_line_and_exit_code_2(data: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    done = velib(
+        "run", "--from", "2024-11-03", "--to", "2024-11-05", data=data, home=home,
+        VELIB_PARTITIONS_END="2024-11-04",
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line == "velib: --to 2024-11-05 is after the partitions end (2024-11-04, VELIB_PARTITIONS_END)"
+    assert not home.exists()
+
+
+def test_the_partitions_end_is_the_last_day_a_run_may_build(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VELIB_DATA_DIR", str(data))
+    monkeypatch.setenv("VELIB_PARTITIONS_START", "2024-10-31")
+    monkeypatch.setenv("VELIB_PARTITIONS_END", "2024-11-04")
+    check_run_range(date(2024, 10, 31), date(2024, 11, 4), TODAY)  # the whole range: accepted
+    with pytest.raises(UsageError, match="before the partitions start"):
+        check_run_range(date(2024, 10, 30), date(2024, 11, 4), TODAY)
+    with pytest.raises(UsageError, match="after the partitions end"):
+        check_run_range(date(2024, 10, 31), date(2024, 11, 5), TODAY)
+    monkeypatch.setenv("VELIB_PARTITIONS_END", "")  # unset: up to the last closed day
+    check_run_range(date(2024, 10, 31), date(2024, 11, 5), TODAY)
+
+
 def test_an_empty_landing_zone_says_how_to_fill_it(tmp_path: Path) -> None:
     done = velib(
         "run", "--from", "2024-11-03", "--to", "2024-11-03", data=tmp_path / "d", home=tmp_path / "h"
@@ -70,7 +99,8 @@ def test_an_empty_landing_zone_says_how_to_fill_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("top", "reason"), [("-3", "-3 is not a positive number"), ("0", "0 is not"), ("x", "'x'")]
+    ("top", "reason"),
+    [("-3", "-3 is not a number from 1"), ("0", "0 is not"), ("x", "'x'"), ("9" * 30, "not a number from")],
 )
 def test_bad_top_is_one_line_and_exit_code_2(tmp_path: Path, top: str, reason: str) -> None:
     done = velib("rankings", "--day", "2024-11-03", "--top", top, data=tmp_path / "d", home=tmp_path / "h")

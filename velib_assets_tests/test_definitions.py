@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from velib_assets.columns import COLUMNS
 from velib_assets.definitions import defs
 from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
@@ -48,7 +49,7 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
         {"duckdb"},
     ),
     "velib_report": (
-        {"critical_station_rankings", "district_occupancy", "station_reference"},
+        {"critical_station_rankings", "district_occupancy", "station_occupancy", "station_reference"},
         DAILY,
         "reports",
         {"html"},
@@ -78,6 +79,7 @@ CHECKS = {
     ("raw_station_snapshots", "raw_parse_errors"): False,
     ("raw_station_snapshots", "raw_empty_station_lists"): False,
     ("raw_station_snapshots", "landing_coverage"): False,
+    ("raw_station_snapshots", "raw_frozen_feed"): False,
     ("station_reference", "reference_arrondissement_rule"): True,
     ("clean_stations", "clean_unique_keys"): True,
     ("clean_stations", "clean_non_null_keys"): True,
@@ -90,6 +92,7 @@ CHECKS = {
     ("station_occupancy", "occupancy_minutes_in_range"): True,
     ("station_occupancy", "occupancy_fill_rate_in_range"): True,
     ("critical_station_rankings", "rankings_contiguous"): True,
+    ("critical_station_rankings", "rankings_day_coverage"): False,
 }
 JOBS = {
     "hourly_snapshots_job": (
@@ -150,11 +153,56 @@ def test_hourly_and_daily_partitions_share_one_start() -> None:
     assert hourly.get_partition_key_for_timestamp(daily.start.timestamp()).endswith("-00:00")
 
 
+def test_partitions_end_is_the_last_day_inclusive(tmp_path: Path) -> None:
+    """Dagster's `end_date` is exclusive: VELIB_PARTITIONS_END names the last day, not the day after."""
+    script = (
+        "from velib_assets.defs.partitions import daily_partitions as d, hourly_partitions as h\n"
+        "hours, days = h.get_partition_keys(), d.get_partition_keys()\n"
+        "print(hours[0], hours[-1], len(hours), days[0], days[-1], len(days))\n"
+    )
+    env = {
+        **child_env(tmp_path / "data"),
+        "VELIB_PARTITIONS_START": "2024-10-31",
+        "VELIB_PARTITIONS_END": "2024-11-04",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    # 2024-10-31 .. 2024-11-04 in Paris: 5 days of 24 hours (the clocks changed on 2024-10-27).
+    assert done.stdout.split() == [
+        "2024-10-31-00:00", "2024-11-04-23:00", "120", "2024-10-31", "2024-11-04", "5"
+    ]
+
+
 @pytest.mark.parametrize("name", LAKE_SCHEMAS)
 def test_lake_assets_publish_their_column_schema(name: str) -> None:
     schema = node(name).metadata["dagster/column_schema"]
     assert isinstance(schema, dg.TableSchema)
     assert [c.name for c in schema.columns] == list(LAKE_SCHEMAS[name])
+
+
+def test_every_column_of_every_schema_is_described() -> None:
+    published = {
+        name: node(name).metadata["dagster/column_schema"]
+        for name in GRAPH
+        if "dagster/column_schema" in node(name).metadata
+    }
+    assert set(published) == set(LAKE_SCHEMAS)
+    undescribed = [
+        f"{name}.{column.name}"
+        for name, schema in published.items()
+        for column in schema.columns
+        if not (column.description or "").strip()
+    ]
+    assert not undescribed, f"describe these columns in velib_assets/columns.py: {undescribed}"
+    assert not set(COLUMNS) - {c for schema in LAKE_SCHEMAS.values() for c in schema}, "unused descriptions"
+
+
+def test_every_asset_check_is_described() -> None:
+    specs = [GRAPH_VIEW.get_check_spec(key) for key in GRAPH_VIEW.asset_check_keys]
+    undescribed = [spec.name for spec in specs if not (spec.description or "").strip()]
+    assert not undescribed, f"add a description= to these checks: {sorted(undescribed)}"
 
 
 def test_assets_carry_code_references() -> None:

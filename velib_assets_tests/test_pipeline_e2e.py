@@ -205,6 +205,31 @@ def test_instance_holds_every_partition(backfill: Backfill, instance: dg.Dagster
     assert [run.run_id for run in hourly_runs] == [backfill.run_id("hourly")]
 
 
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, object]:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    metadata = records[0].asset_materialization.metadata
+    return {key: getattr(value, "value", getattr(value, "md_str", value)) for key, value in metadata.items()}
+
+
+def test_each_partition_shows_its_own_figures(backfill: Backfill, instance: dg.DagsterInstance) -> None:
+    """In one single-run backfill, a night hour without captures shows 0 rows, not the run's total,
+    and each day's rankings preview lists that day's stations only."""
+    night = local_hour_key(datetime.combine(DAY, time(3), tzinfo=PARIS))
+    busy = local_hour_key(datetime.combine(DAY, time(17), tzinfo=PARIS))
+    for asset in ("raw_station_snapshots", "clean_stations", "station_occupancy", "district_occupancy"):
+        assert latest_metadata(instance, asset, night)["dagster/row_count"] == 0, asset
+        assert latest_metadata(instance, asset, busy)["dagster/row_count"] > 0, asset
+    for day in DAYS:
+        figures = latest_metadata(instance, RANKINGS, str(day))
+        assert figures["dagster/row_count"] == read_rankings(backfill.lake, day).height
+        listed_days = {line.split(" | ")[0].strip("| ") for line in figures["top_10"].splitlines()[2:]}
+        assert listed_days == {str(day)}
+        assert 0 < figures["observed_share"] < 0.8 and figures["captures"] in (56, 60)
+        assert figures["hours_without_capture"].startswith("00:00-")  # the night had no capture
+
+
 def test_instance_holds_the_check_evaluations(backfill: Backfill, instance: dg.DagsterInstance) -> None:
     keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, names in CHECKS.items() for name in names]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)

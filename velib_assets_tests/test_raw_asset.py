@@ -23,7 +23,7 @@ OPENDATA_FOLDER = "date=2024-11-03/hour=16"
 GBFS_HOUR = "2024-11-05-17:00"  # the minute series, 16:48 to 16:55 UTC
 GBFS_FOLDER = "date=2024-11-05/hour=16"
 STATUS_2024 = SAMPLE / "gbfs-2024-11" / "velib_station_status_2024-10-30_18-12-13.json"
-METADATA_KEYS = {"snapshots", "station_rows", "distinct_stations", "bytes", "parse_errors", "preview"}
+METADATA_KEYS = {"snapshots", "dagster/row_count", "distinct_stations", "bytes", "parse_errors", "preview"}
 
 
 def resources(data_dir: Path) -> dict[str, object]:
@@ -68,7 +68,7 @@ def test_an_hour_of_opendata_exports(data_dir_with):
     meta = metadata(result)
     assert METADATA_KEYS <= meta.keys()
     assert meta["snapshots"] == 11 and meta["parse_errors"] == 0
-    assert meta["station_rows"] == sum(f.height for f in expected) == meta["dagster/row_count"]
+    assert meta["dagster/row_count"] == sum(f.height for f in expected)
     assert meta["distinct_stations"] == pl.concat(expected)["station_code"].n_unique()
     assert meta["bytes"] == sum(p.stat().st_size for p in folder.iterdir())
     assert meta["preview"].startswith("| snapshot_ts | station_code |")
@@ -77,7 +77,7 @@ def test_an_hour_of_opendata_exports(data_dir_with):
     written = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
     assert lake_file(data_dir, OPENDATA_HOUR).parent.name == "hour=16"
     assert written.schema == pl.Schema(RAW_SCHEMA)
-    assert written.height == meta["station_rows"]
+    assert written.height == meta["dagster/row_count"]
     times = written["snapshot_ts"].unique().sort().to_list()
     assert len(times) == 11
     assert times[0] >= datetime(2024, 11, 3, 16, tzinfo=UTC) and times[-1] < datetime(
@@ -94,7 +94,7 @@ def test_an_hour_of_gbfs_status_takes_metadata_from_station_information(data_dir
     result = materialize(data_dir, GBFS_HOUR)
 
     meta = metadata(result)
-    assert (meta["snapshots"], meta["station_rows"], meta["parse_errors"]) == (9, 9 * 1485, 0)
+    assert (meta["snapshots"], meta["dagster/row_count"], meta["parse_errors"]) == (9, 9 * 1485, 0)
     written = pl.read_parquet(lake_file(data_dir, GBFS_HOUR))
     assert written["source"].unique().to_list() == ["gbfs"]
     row = written.filter(pl.col("station_code") == "16107").sort("snapshot_ts").row(0, named=True)
@@ -115,7 +115,7 @@ def test_a_corrupt_capture_is_listed_and_the_rest_materializes(data_dir_with):
 
     assert result.success
     meta = metadata(result)
-    assert (meta["snapshots"], meta["parse_errors"], meta["station_rows"]) == (11, 2, good_rows)
+    assert (meta["snapshots"], meta["parse_errors"], meta["dagster/row_count"]) == (11, 2, good_rows)
     details = meta["parse_error_details"]
     assert re.search(r"20241103T165959Z\.opendata-json\.json\.gz \| truncated or corrupt gzip", details)
     assert "20241103T165800Z.opendata-json.json | HTML page, not JSON" in details
@@ -164,7 +164,7 @@ def test_both_2am_hours_of_the_dst_change_materialize_separately(tmp_path: Path)
 
     for key, when in (("2024-10-27-02:00", first), ("2024-10-27-02:00+0100", second)):
         result = materialize(tmp_path, key)
-        assert metadata(result)["station_rows"] == 1485
+        assert metadata(result)["dagster/row_count"] == 1485
         written = pl.read_parquet(lake_file(tmp_path, key))
         assert written["snapshot_ts"].unique().to_list() == [when]
 
@@ -205,25 +205,27 @@ def test_a_rerun_after_a_late_import_replaces_the_partition(data_dir_with):
 
 
 def test_single_run_backfill_of_several_hours(data_dir_with):
+    """Each hour's materialization carries its own figures, not the run's: an hour without any
+    capture shows 0 rows (it showed the whole run's total before)."""
     folders = ["date=2024-11-03/hour=15", OPENDATA_FOLDER, "date=2024-11-03/hour=17"]
     data_dir = data_dir_with(*folders)
-    captures = {f: len(list((data_dir / "landing" / "captures" / f).iterdir())) for f in folders}
+    captures = [len(list((data_dir / "landing" / "captures" / f).iterdir())) for f in folders]
+    keys = ["2024-11-03-16:00", "2024-11-03-17:00", "2024-11-03-18:00", "2024-11-03-19:00"]
 
     result = dg.materialize(
         [raw_station_snapshots],
         resources=resources(data_dir),
-        tags={
-            "dagster/asset_partition_range_start": "2024-11-03-16:00",
-            "dagster/asset_partition_range_end": "2024-11-03-18:00",
-        },
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
     )
 
-    events = result.asset_materializations_for_node(RAW)
-    assert sorted(e.partition for e in events) == ["2024-11-03-16:00", "2024-11-03-17:00", "2024-11-03-18:00"]
-    assert events[0].metadata["hours"].value == 3
-    assert events[0].metadata["snapshots"].value == sum(captures.values())
-    for key in ("2024-11-03-16:00", "2024-11-03-17:00", "2024-11-03-18:00"):
-        assert lake_file(data_dir, key).is_file()
+    events = {e.partition: e.metadata for e in result.asset_materializations_for_node(RAW)}
+    assert sorted(events) == keys
+    assert [events[key]["snapshots"].value for key in keys] == [*captures, 0]
+    rows = [events[key]["dagster/row_count"].value for key in keys]
+    assert rows[-1] == 0 and all(r > 0 for r in rows[:-1])
+    assert [pl.read_parquet(lake_file(data_dir, key)).height for key in keys] == rows
+    assert events[keys[-1]]["preview"].value == "_no rows_"
+    assert {events[key]["run_hours"].value for key in keys} == {4}
 
 
 def test_the_landing_is_never_modified(data_dir_with):

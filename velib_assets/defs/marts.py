@@ -28,8 +28,18 @@ from velib_assets.workers import map_parallel
     owners=OWNERS,
     metadata=spec_metadata(STATION_OCCUPANCY_SCHEMA),
     check_specs=[
-        dg.AssetCheckSpec("occupancy_minutes_in_range", asset=STATION_OCCUPANCY, blocking=True),
-        dg.AssetCheckSpec("occupancy_fill_rate_in_range", asset=STATION_OCCUPANCY, blocking=True),
+        dg.AssetCheckSpec(
+            "occupancy_minutes_in_range",
+            asset=STATION_OCCUPANCY,
+            blocking=True,
+            description="Every minute column of every station-hour is within [0, 60].",
+        ),
+        dg.AssetCheckSpec(
+            "occupancy_fill_rate_in_range",
+            asset=STATION_OCCUPANCY,
+            blocking=True,
+            description="Every `mean_fill_rate` is within [0, 1] (null: no observation with a fill rate).",
+        ),
     ],
     description=(
         "Per station and hour: minutes observed, in service, empty, full, nearly empty/full, with each "
@@ -42,15 +52,20 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
     windows = run_windows(context, hourly_partitions)
     require_upstream(lake_store.lake, CLEAN, windows)
     build = partial(builds.occupancy_hour, lake_store.lake, kpi.thresholds())
-    occupancy = pl.concat(map_parallel(build, windows))
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": occupancy.height,
-            "empty_minutes": round(float(occupancy["empty_minutes"].sum()), 1),
-            "full_minutes": round(float(occupancy["full_minutes"].sum()), 1),
-            "preview": dg.MetadataValue.md(markdown_table(occupancy)),
-        }
-    )
+    hours = map_parallel(build, windows)
+    for window, hour in zip(windows, hours, strict=True):
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": hour.height,
+                "empty_minutes": round(float(hour["empty_minutes"].sum()), 1),
+                "full_minutes": round(float(hour["full_minutes"].sum()), 1),
+                "observed_minutes": round(float(hour["observed_minutes"].sum()), 1),
+                "preview": dg.MetadataValue.md(markdown_table(hour)),
+            },
+            partition_key=window.key,
+        )
+    occupancy = pl.concat(hours)
+    yield dg.MaterializeResult(metadata={"run_hours": len(hours)})
     yield checks.report(quality.occupancy_minutes_in_range(occupancy))
     yield checks.report(quality.occupancy_fill_rate_in_range(occupancy))
 
@@ -72,14 +87,19 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
 def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
     windows = run_windows(context, hourly_partitions)
     require_upstream(lake_store.lake, STATION_OCCUPANCY, windows)
-    districts = pl.concat(map_parallel(partial(builds.districts_hour, lake_store.lake), windows))
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": districts.height,
-            "districts": districts["district"].n_unique(),
-            "preview": dg.MetadataValue.md(markdown_table(districts.sort("empty_minutes", descending=True))),
-        }
-    )
+    hours = map_parallel(partial(builds.districts_hour, lake_store.lake), windows)
+    for window, districts in zip(windows, hours, strict=True):
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": districts.height,
+                "districts": districts["district"].n_unique(),
+                "preview": dg.MetadataValue.md(
+                    markdown_table(districts.sort("empty_minutes", descending=True))
+                ),
+            },
+            partition_key=window.key,
+        )
+    return dg.MaterializeResult(metadata={"run_hours": len(hours)})
 
 
 @dg.asset(
@@ -91,10 +111,23 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
     kinds={"polars", "parquet"},
     owners=OWNERS,
     metadata=spec_metadata(RANKINGS_SCHEMA),
-    check_specs=[dg.AssetCheckSpec("rankings_contiguous", asset=RANKINGS, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rankings_contiguous",
+            asset=RANKINGS,
+            blocking=True,
+            description="Each day's ranks are exactly 1..n: no gap, no repeat.",
+        ),
+        dg.AssetCheckSpec(
+            "rankings_day_coverage",
+            asset=RANKINGS,
+            description="Each day was observed at least VELIB_MIN_DAY_COVERAGE of the time (default 80 %).",
+        ),
+    ],
     description=(
         "Per local day, stations in service ranked by critical minutes (empty + full), then empty "
-        "minutes, then code; with the longest empty and full streaks, chained across the day's hours."
+        "minutes, then code; with the longest empty and full streaks, chained across the day's hours. "
+        "Each day's materialization says how much of the day the collection saw."
     ),
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
@@ -106,16 +139,18 @@ def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: Lak
                 f"{outdated} was written before station_occupancy kept the hourly streaks the rankings "
                 f"chain: materialize station_occupancy for {day} again"
             )
-    ranked = map_parallel(partial(builds.ranking_day, lake_store.lake, kpi.thresholds()), days)
-    frames = [ranking for ranking, _ in ranked]
-    hours_present = {key: hours for key, (_, hours) in zip(keys, ranked, strict=True)}
-    rankings = pl.concat(frames)
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rankings.height,
-            "days": len(frames),
-            "hours_with_occupancy": dg.MetadataValue.json(hours_present),
-            "top_10": dg.MetadataValue.md(markdown_table(rankings.filter(pl.col("rank") <= 10), rows=30)),
-        }
-    )
-    yield checks.report(quality.rankings_contiguous(rankings))
+    build = partial(builds.ranking_day, lake_store.lake, lake_store.landing, kpi.thresholds(), kpi.cadence_s)
+    ranked = map_parallel(build, days)
+    for key, day in zip(keys, ranked, strict=True):
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": day.ranking.height,
+                "hours_with_occupancy": day.hours_with_occupancy,
+                **day.coverage.metadata(),
+                "top_10": dg.MetadataValue.md(markdown_table(day.ranking.filter(pl.col("rank") <= 10))),
+            },
+            partition_key=key,
+        )
+    yield dg.MaterializeResult(metadata={"run_days": len(ranked)})
+    yield checks.report(quality.rankings_contiguous(pl.concat([day.ranking for day in ranked])))
+    yield checks.report(quality.rankings_day_coverage([d.coverage for d in ranked], kpi.min_day_coverage))

@@ -5,9 +5,13 @@ from collections.abc import Sequence
 import dagster as dg
 import polars as pl
 
+from velib_assets.columns import describe
+
 
 def column_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+    """The UI's column table: name, Polars type and what the column means (`velib_assets.columns`)."""
+    columns = [dg.TableColumn(name, str(dtype), description=describe(name)) for name, dtype in schema.items()]
+    return dg.TableSchema(columns=columns)
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = 10) -> str:

@@ -3,12 +3,13 @@
 import dagster as dg
 
 from velib_assets import lake
-from velib_assets.builds import DISTRICT_OCCUPANCY, RANKINGS, day_hour_dirs
+from velib_assets.builds import DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPANCY, day_hour_dirs
+from velib_assets.coverage import day_coverage
 from velib_assets.defs.ingestion import OWNERS
 from velib_assets.defs.partitions import daily_partitions, local_day
-from velib_assets.defs.resources import LakeResource
+from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.defs.staging import REFERENCE, read_reference
-from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA
+from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
 from velib_assets.report import render_report, write_report
 
@@ -18,7 +19,7 @@ def report_path(store: LakeResource, day: str):
 
 
 @dg.asset(
-    deps=[RANKINGS, DISTRICT_OCCUPANCY, REFERENCE],
+    deps=[RANKINGS, DISTRICT_OCCUPANCY, STATION_OCCUPANCY, REFERENCE],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="reports",
@@ -26,23 +27,28 @@ def report_path(store: LakeResource, day: str):
     owners=OWNERS,
     description="A self-contained HTML report per local day under `$VELIB_DATA_DIR/reports/`.",
 )
-def velib_report(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
-    paths, ranked = [], 0
+def velib_report(
+    context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource
+) -> dg.MaterializeResult:
     for key in context.partition_keys:
         day = local_day(key)
         rankings = lake.scan([lake.day_dir(lake_store.lake, RANKINGS, day)], RANKINGS_SCHEMA).collect()
         districts = lake.scan(
             day_hour_dirs(lake_store.lake, DISTRICT_OCCUPANCY, day), DISTRICT_OCCUPANCY_SCHEMA
+        ).collect()
+        hours = day_hour_dirs(lake_store.lake, STATION_OCCUPANCY, day)
+        observed = lake.scan(hours, STATION_OCCUPANCY_SCHEMA).select("station_code", "observed_minutes")
+        coverage = day_coverage(lake_store.landing, observed.collect(), day, kpi.cadence_s)
+        title = f"Vélib' critical stations, {key}"
+        html = render_report(rankings, districts, read_reference(lake_store), title, coverage)
+        path = write_report(html, report_path(lake_store, key))
+        context.add_asset_metadata(
+            {
+                "path": dg.MetadataValue.path(str(path)),
+                "stations_ranked": rankings.height,
+                "observed_share": coverage.observed_share,
+                "hours_without_capture": len(coverage.missing_hours),
+            },
+            partition_key=key,
         )
-        html = render_report(
-            rankings, districts.collect(), read_reference(lake_store), f"Vélib' critical stations, {key}"
-        )
-        ranked += rankings.height
-        paths.append(write_report(html, report_path(lake_store, key)))
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(paths[-1])),
-            "reports": len(paths),
-            "stations_ranked": ranked,
-        }
-    )
+    return dg.MaterializeResult(metadata={"run_days": len(context.partition_keys)})

@@ -80,6 +80,11 @@ class KpiResource(dg.ConfigurableResource):
     nearly_full_rate: float = 0.90
     stale_hours: float = 24.0
     expected_snapshots_per_hour: int = 60
+    min_day_coverage: float = 0.8
+
+    @property
+    def cadence_s(self) -> float:
+        return 3600 / max(1, self.expected_snapshots_per_hour)
 
     def thresholds(self) -> KpiThresholds:
         return KpiThresholds(
@@ -124,6 +129,8 @@ def build_resources() -> dict[str, object]:
             nearly_empty_rate=thresholds.nearly_empty_rate,
             nearly_full_rate=thresholds.nearly_full_rate,
             stale_hours=thresholds.stale_after.total_seconds() / 3600,
+            expected_snapshots_per_hour=max(1, round(3600 / settings.poll_interval_seconds())),
+            min_day_coverage=settings.min_day_coverage(),
         ),
         "duckdb": DuckDBResource(database=str(data_dir / "warehouse.duckdb")),
     }

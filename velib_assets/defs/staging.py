@@ -41,7 +41,17 @@ def read_reference(store: LakeResource) -> pl.DataFrame:
     kinds={"polars", "parquet"},
     owners=OWNERS,
     metadata=spec_metadata(REFERENCE_SCHEMA),
-    check_specs=[dg.AssetCheckSpec("reference_arrondissement_rule", asset=REFERENCE, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "reference_arrondissement_rule",
+            asset=REFERENCE,
+            blocking=True,
+            description=(
+                "Every Paris station's code minus its last three digits is an arrondissement 1..20 "
+                "(16107 → 16), and `arrondissement` matches it (null outside Paris)."
+            ),
+        )
+    ],
     description=(
         "Where each station is and which commune and Paris arrondissement it belongs to, from the "
         "Opendatasoft dataset (GBFS has no district field). Bundled for offline use; set config "
@@ -75,14 +85,53 @@ def station_reference(config: ReferenceConfig, lake_store: LakeResource, feed: F
 
 
 CLEAN_CHECKS = [
-    dg.AssetCheckSpec("clean_unique_keys", asset=CLEAN, blocking=True),
-    dg.AssetCheckSpec("clean_non_null_keys", asset=CLEAN, blocking=True),
-    dg.AssetCheckSpec("clean_counts_non_negative", asset=CLEAN, blocking=True),
-    dg.AssetCheckSpec("clean_arrondissement_rule", asset=CLEAN, blocking=True),
-    dg.AssetCheckSpec("clean_bike_types_add_up", asset=CLEAN),
-    dg.AssetCheckSpec("clean_capacity_mismatch_share", asset=CLEAN),
-    dg.AssetCheckSpec("clean_stale_share", asset=CLEAN),
-    dg.AssetCheckSpec("clean_station_count", asset=CLEAN),
+    dg.AssetCheckSpec(
+        "clean_unique_keys",
+        asset=CLEAN,
+        blocking=True,
+        description="One row per (station_code, snapshot_ts).",
+    ),
+    dg.AssetCheckSpec(
+        "clean_non_null_keys",
+        asset=CLEAN,
+        blocking=True,
+        description="No null station_code or snapshot_ts.",
+    ),
+    dg.AssetCheckSpec(
+        "clean_counts_non_negative",
+        asset=CLEAN,
+        blocking=True,
+        description="bikes, docks, mechanical, ebike and capacity are never negative.",
+    ),
+    dg.AssetCheckSpec(
+        "clean_arrondissement_rule",
+        asset=CLEAN,
+        blocking=True,
+        description=(
+            "Every Paris station's code minus its last three digits is an arrondissement 1..20 (16107 → 16),"
+            " and `arrondissement` matches it (null outside Paris)."
+        ),
+    ),
+    dg.AssetCheckSpec(
+        "clean_bike_types_add_up",
+        asset=CLEAN,
+        description="mechanical + ebike = bikes wherever both are known.",
+    ),
+    dg.AssetCheckSpec(
+        "clean_capacity_mismatch_share",
+        asset=CLEAN,
+        description="At most 25 % of rows have bikes + docks above capacity (common in the real feed).",
+    ),
+    dg.AssetCheckSpec(
+        "clean_stale_share",
+        asset=CLEAN,
+        description="At most 10 % of rows are stale (reported_at older than VELIB_STALE_HOURS).",
+    ),
+    dg.AssetCheckSpec(
+        "clean_station_count",
+        asset=CLEAN,
+        description="Stations per snapshot within the expected band, 1,000 to 2,500 (a half-empty feed).",
+    ),
 ]
 
 
@@ -124,30 +173,22 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
     require_upstream(lake_store.lake, RAW, windows)
     build = partial(builds.clean_hour, lake_store.lake, read_reference(lake_store), kpi.thresholds())
     hours = map_parallel(build, windows)
-    rows = sum(h.rows for h in hours)
-    reasons: dict[str, int] = {}
-    for hour in hours:
-        for reason, count in hour.reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    first = next((w for w, h in zip(windows, hours, strict=True) if h.rows), None)
-    preview = (
-        markdown_table(
-            pl.read_parquet(lake.hour_dir(lake_store.lake, CLEAN, first.start) / lake.PART_FILE, n_rows=10)
+    for window, hour in zip(windows, hours, strict=True):
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": hour.rows,
+                "distinct_stations": len(hour.stations),
+                "in_service_share": round(hour.in_service / hour.rows, 4) if hour.rows else 0.0,
+                "preview": dg.MetadataValue.md(markdown_table(hour.preview)),
+            },
+            asset_key=CLEAN,
+            partition_key=window.key,
         )
-        if first
-        else "_no rows_"
-    )
-    yield dg.MaterializeResult(
-        asset_key=CLEAN,
-        metadata={
-            "dagster/row_count": rows,
-            "distinct_stations": len(frozenset().union(*(h.stations for h in hours))),
-            "in_service_share": round(sum(h.in_service for h in hours) / rows, 4) if rows else 0.0,
-            "preview": dg.MetadataValue.md(preview),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={"dagster/row_count": sum(reasons.values()), "reasons": dg.MetadataValue.json(reasons)},
-    )
-    yield from checks.merge_hourly([h.verdicts for h in hours])
+        context.add_asset_metadata(
+            {"dagster/row_count": sum(hour.reasons.values()), "reasons": dg.MetadataValue.json(hour.reasons)},
+            asset_key=QUARANTINE,
+            partition_key=window.key,
+        )
+    yield dg.MaterializeResult(asset_key=CLEAN, metadata={"run_hours": len(hours)})
+    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"run_hours": len(hours)})
+    yield from checks.merge_hourly([h.verdicts for h in hours], [w.key for w in windows])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from velib_assets.coverage import DayCoverage
 from velib_assets.settings import PARIS, TIMEZONE
 
 TOP_STATIONS = 20
@@ -49,13 +50,18 @@ FOOTER = (
 
 
 def render_report(
-    rankings: pl.DataFrame, district_occupancy: pl.DataFrame, stations: pl.DataFrame, title: str
+    rankings: pl.DataFrame,
+    district_occupancy: pl.DataFrame,
+    stations: pl.DataFrame,
+    title: str,
+    coverage: DayCoverage | None = None,
 ) -> str:
     """The whole report as one HTML document (DESIGN §3 columns for each input frame)."""
     occupancy = _with_utc_hours(district_occupancy)
     sections = [
         f"<h1>{_e(title)}</h1>",
         _summary(rankings, occupancy),
+        _coverage(coverage),
         "<h2>Where the critical stations are</h2>",
         _station_map(stations, _critical_by_station(rankings), _days(rankings)),
         f"<h2>Top {TOP_STATIONS} critical stations</h2>",
@@ -148,6 +154,24 @@ def _summary(rankings: pl.DataFrame, occupancy: pl.DataFrame) -> str:
             f"{occupancy['district'].n_unique()} districts."
         )
     return f'<p class="muted">{_e(" ".join(parts))}</p>'
+
+
+def _coverage(coverage: DayCoverage | None) -> str:
+    """How much of the day was captured, and which hours had no capture (their columns stay blank)."""
+    if coverage is None:
+        return ""
+    text = (
+        f"Collection: {coverage.captures:,} captures of {coverage.expected_captures:,} expected "
+        f"({coverage.capture_share:.1%}); stations observed {coverage.observed_share:.0%} of the day."
+    )
+    missing = coverage.missing_hours
+    if missing:
+        text += (
+            f" No capture in {len(missing)} of {coverage.hours} hours, local time "
+            f"{coverage.missing_spans()}: they are blank below and count for nothing in the rankings."
+        )
+        return f'<p class="nodata">{_e(text)}</p>'
+    return f'<p class="muted">{_e(text)}</p>'
 
 
 def _station_map(stations: pl.DataFrame, critical: dict[str, float], days: list[date]) -> str:

@@ -1,0 +1,141 @@
+"""What each column of the lake means, as the Dagster UI shows it in the assets' column schemas.
+
+One description per column name, shared by every asset that has the column: a name means one thing
+throughout the lake (DESIGN §3 defines most of them). Where an asset aggregates a column further,
+the description says how. Times are UTC; days are Europe/Paris local days.
+"""
+
+COLUMNS: dict[str, str] = {
+    # Keys and times
+    "snapshot_ts": (
+        "Capture time of the snapshot in UTC: the GBFS feed timestamp (`last_updated` or "
+        "`lastUpdatedOther`) when present, else the fetch time; for recorded files, the time in the file "
+        "name (local Europe/Paris unless it carries an offset). Never a station's own `last_reported` / "
+        "`duedate`, which is kept as `reported_at`."
+    ),
+    "station_code": "Station code, a string as published (no zero padding; some carry a suffix).",
+    "station_id": "GBFS station id (int64); null for other sources.",
+    "reported_at": (
+        "The station's own last report (GBFS `last_reported`, Opendatasoft `duedate`), UTC; may lag the "
+        "snapshot by hours or years."
+    ),
+    "source": "Feed the row was parsed from: `gbfs` or `opendata`.",
+    "hour_start": "Start of the hourly window `[hour_start, hour_start + 1 h)`, UTC.",
+    "day": "Local Europe/Paris day of the ranking (a DATE).",
+    # Station description
+    "name": "Station name (from the station reference when the capture lacks it; the latest in the window).",
+    "lat": "Latitude, WGS 84 degrees.",
+    "lon": "Longitude, WGS 84 degrees.",
+    "capacity": "Number of docks the station is built with, as published (sometimes 0).",
+    "commune": (
+        "Commune of the station (Opendatasoft `nom_arrondissement_communes`, e.g. `Paris`, "
+        "`Boulogne-Billancourt`), from the station reference; for a station it does not know, the "
+        "commune of the nearest known station."
+    ),
+    "code_insee": "INSEE code of the commune (Opendatasoft `code_insee_commune`); often null.",
+    "arrondissement": (
+        "Paris arrondissement, 1..20 (the station code without its last three digits); null outside Paris."
+    ),
+    "district": "Paris arrondissement as `Paris 1er` .. `Paris 20e`, else the commune, else `Unknown`.",
+    # Counts and service flags
+    "bikes": "Bikes available, all types (a check verifies `mechanical + ebike = bikes`).",
+    "mechanical": "Mechanical bikes available.",
+    "ebike": "Electric bikes available.",
+    "docks": "Free docks available.",
+    "is_installed": "The station is installed (boolean).",
+    "is_renting": "The station is renting bikes out (boolean).",
+    "is_returning": "The station accepts returned bikes (boolean).",
+    "is_stale": "`reported_at` older than 24 h (VELIB_STALE_HOURS) before `snapshot_ts`; false when null.",
+    "in_service": (
+        "`is_installed and is_renting and is_returning and not is_stale and bikes + docks > 0` (a station "
+        "with no working dock is broken, not both empty and full)."
+    ),
+    "status": (
+        "`closed` (not installed), `out_of_service` (installed, not `in_service`), `in_service`."
+    ),
+    "fill_rate": "`bikes / (bikes + docks)`; null when `bikes + docks = 0`.",
+    "is_empty": "`in_service and bikes = 0`.",
+    "is_full": "`in_service and docks = 0`.",
+    "is_nearly_empty": "`in_service and fill_rate <= 0.10` (VELIB_NEARLY_EMPTY_RATE).",
+    "is_nearly_full": "`in_service and fill_rate >= 0.90` (VELIB_NEARLY_FULL_RATE).",
+    "capacity_mismatch": "`bikes + docks` exceeds `capacity`: the row is kept and flagged.",
+    "reason": (
+        "Why cleaning rejected the row: missing station_code, missing snapshot_ts, missing count, "
+        "negative count or absurd count."
+    ),
+    # Time-weighted occupancy (DESIGN §3): observation i lasts min(t(i+1), t(i) + MAX_GAP, window end) - t(i)
+    "observed_minutes": (
+        "Minutes covered by the station's observations in the hour, each lasting until the next one, at "
+        "most MAX_GAP (15 min), never past the hour; summed over the stations in district_occupancy."
+    ),
+    "in_service_minutes": (
+        "Time-weighted minutes `in_service`: per station and hour; summed over the district's stations "
+        "in district_occupancy and over the day's hours in the rankings."
+    ),
+    "empty_minutes": (
+        "Time-weighted minutes `is_empty`: per station and hour; summed over the district's stations in "
+        "district_occupancy and over the day's hours in the rankings."
+    ),
+    "full_minutes": (
+        "Time-weighted minutes `is_full`: per station and hour; summed over the district's stations in "
+        "district_occupancy and over the day's hours in the rankings."
+    ),
+    "nearly_empty_minutes": (
+        "Time-weighted minutes `is_nearly_empty`; summed over the stations in district_occupancy."
+    ),
+    "nearly_full_minutes": (
+        "Time-weighted minutes `is_nearly_full`; summed over the stations in district_occupancy."
+    ),
+    "mean_fill_rate": (
+        "Time-weighted mean `fill_rate` over the hour's observations that have one; in "
+        "district_occupancy the mean over the district's stations (each station weighs the same)."
+    ),
+    "min_bikes": "Fewest bikes seen in the hour.",
+    "max_bikes": "Most bikes seen in the hour.",
+    "min_docks": "Fewest free docks seen in the hour.",
+    "max_docks": "Most free docks seen in the hour.",
+    "mean_ebike": (
+        "Mean e-bikes over the hour's snapshots (a plain mean: stock, not time in a state); in "
+        "district_occupancy the mean over the district's stations."
+    ),
+    "snapshots": "Snapshots counted in the hour; summed over the stations in district_occupancy.",
+    "stations": "Stations of the district observed in the hour.",
+    "first_snapshot_ts": "The station's first snapshot in the hour, UTC.",
+    "last_snapshot_ts": "The station's last snapshot in the hour, UTC.",
+    # Streaks: maximal runs of consecutive observations (at most MAX_GAP apart) all empty (resp. full)
+    "leading_empty_minutes": (
+        "Minutes of the empty streak that starts at the hour's first observation (0 when that one is not "
+        "empty): the daily rankings chain streaks across hours from it."
+    ),
+    "trailing_empty_minutes": (
+        "Minutes of the empty streak that ends at the hour's last observation (0 when that one is not "
+        "empty): the daily rankings chain streaks across hours from it."
+    ),
+    "longest_empty_streak_minutes": (
+        "Longest run of consecutive empty observations (at most MAX_GAP apart), in minutes: inside the hour "
+        "in station_occupancy; over the whole day, chained across its hours, in the rankings."
+    ),
+    "leading_full_minutes": (
+        "Minutes of the full streak that starts at the hour's first observation (0 when that one is not "
+        "full): the daily rankings chain streaks across hours from it."
+    ),
+    "trailing_full_minutes": (
+        "Minutes of the full streak that ends at the hour's last observation (0 when that one is not "
+        "full): the daily rankings chain streaks across hours from it."
+    ),
+    "longest_full_streak_minutes": (
+        "Longest run of consecutive full observations (at most MAX_GAP apart), in minutes: inside the hour "
+        "in station_occupancy; over the whole day, chained across its hours, in the rankings."
+    ),
+    # Rankings
+    "critical_minutes": "`empty_minutes + full_minutes` over the day.",
+    "rank": (
+        "1 = most critical: by `critical_minutes` desc, then `empty_minutes` desc, then `station_code` asc; "
+        "only stations with `in_service_minutes > 0`."
+    ),
+}
+
+
+def describe(column: str) -> str | None:
+    """The description of a lake column, None for a column not described yet (a test lists those)."""
+    return COLUMNS.get(column)
