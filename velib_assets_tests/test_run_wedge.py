@@ -39,6 +39,17 @@ def start_run(data: Path, home: Path, **env: str) -> subprocess.Popen:
     )
 
 
+def run_to_end(data: Path, home: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [VELIB, "run", "--from", DAY, "--to", DAY],
+        cwd=PROJECT_ROOT,
+        env={**child_env(data, home), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def wait_for_line(process: subprocess.Popen, prefix: str) -> list[str]:
     lines = []
     for line in process.stdout:
@@ -97,14 +108,7 @@ STAGES = {
 @pytest.mark.parametrize("stage", ["hourly chain", "daily marts", "duckdb views"])
 def test_a_run_killed_at_any_stage_wedges_nothing(data: Path, tmp_path: Path, stage: str) -> None:
     home = make_dagster_home(tmp_path / "home")
-    first = subprocess.run(
-        [VELIB, "run", "--from", DAY, "--to", DAY],
-        cwd=PROJECT_ROOT,
-        env=child_env(data, home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    first = run_to_end(data, home)
     assert first.returncode == 0, first.stderr
     prefix, job = STAGES[stage]
     victim = start_run(data, home)
@@ -117,14 +121,7 @@ def test_a_run_killed_at_any_stage_wedges_nothing(data: Path, tmp_path: Path, st
     victim.wait(timeout=30)
     wait_until(lambda: not any(running(pid) for pid in workers), seconds=15)
 
-    again = subprocess.run(
-        [VELIB, "run", "--from", DAY, "--to", DAY],
-        cwd=PROJECT_ROOT,
-        env={**child_env(data, home), "VELIB_POOL_WAIT_SECONDS": "20"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = run_to_end(data, home, VELIB_POOL_WAIT_SECONDS="20")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "views refreshed" in again.stdout
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -168,14 +165,7 @@ def test_a_run_waiting_for_a_held_pool_says_so_and_gives_up(data: Path, tmp_path
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default("duckdb_writer")
         assert storage.claim_concurrency_slot("duckdb_writer", holder.run_id, "duckdb_views").is_claimed
-    done = subprocess.run(
-        [VELIB, "run", "--from", DAY, "--to", DAY],
-        cwd=PROJECT_ROOT,
-        env={**child_env(data, home), "VELIB_POOL_WAIT_SECONDS": "2"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_to_end(data, home, VELIB_POOL_WAIT_SECONDS="2")
     assert done.returncode == 1
     assert f"waiting up to 2 s for pool duckdb_writer, held by run {holder.run_id[:8]}" in done.stdout
     [line] = [line for line in done.stderr.splitlines() if line.startswith("velib:")]
