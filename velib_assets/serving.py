@@ -8,13 +8,15 @@ The file belongs to the pipeline, but analysts do create tables and views in it:
 over into the rebuilt file. Anything else of theirs (a macro, a sequence, a type, an index) cannot
 be carried faithfully, so the refresh then refuses with a message naming it and leaves the file as
 it was. A write-ahead log left by a crashed read-write session is replayed before the rebuild, and
-no log is ever left beside a rebuilt file, so readers can always open it.
+no log is ever left beside a rebuilt file, so readers can always open it. While it is rebuilt the
+old file is held open read-only, so a session that tries to write to it is refused, not lost.
 """
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,40 +135,61 @@ UNION ALL SELECT 'index', schema_name, index_name, NULL FROM duckdb_indexes()
 """
 
 
-def foreign_objects(database: Path) -> list[ForeignObject]:
-    """What analysts added to the serving file. Opening it read-write when a log lies beside it
-    replays that log (a crashed session's writes) into the file before anything is read."""
-    if not database.is_file():
-        return []
-    ours = set(LAKE_VIEWS) | set(DERIVED_VIEWS)
-    wal = Path(f"{database}.wal").exists()
+def _open(database: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        with duckdb.connect(str(database), read_only=not wal) as connection:
-            rows = connection.execute(_INVENTORY).fetchall()
+        return duckdb.connect(str(database), read_only=read_only)
     except duckdb.IOException as exc:
         raise ServingFileError(
             f"{database} is open for writing by another process, so it cannot be rebuilt now: close that "
             f"session (the next refresh retries); {ATTACH_HINT}. DuckDB said: {str(exc).splitlines()[0]}"
         ) from exc
-    objects = [ForeignObject(*row) for row in rows]
+
+
+@contextmanager
+def held(database: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """The old file, open read-only from its inventory until it is replaced.
+
+    DuckDB's lock then refuses any session that tries to open it for writing meanwhile, with an
+    error it sees, instead of letting it write into a file about to be replaced (lost writes). A log
+    left by a crashed read-write session is replayed first, by opening the file read-write once.
+    """
+    if not database.is_file():
+        yield None
+        return
+    if Path(f"{database}.wal").exists():
+        _open(database, read_only=False).close()
+    holder = _open(database, read_only=True)
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+def foreign_objects(holder: duckdb.DuckDBPyConnection | None) -> list[ForeignObject]:
+    """What analysts added to the serving file (nothing when there is no file yet)."""
+    if holder is None:
+        return []
+    ours = set(LAKE_VIEWS) | set(DERIVED_VIEWS)
+    objects = [ForeignObject(*row) for row in holder.execute(_INVENTORY).fetchall()]
     return [o for o in objects if o.kind != "view" or f"{o.schema}.{o.name}" not in ours]
 
 
-def _carry_over(connection: duckdb.DuckDBPyConnection, database: Path, objects: list[ForeignObject]) -> None:
-    """Recreate analysts' tables (with their rows) and views in the file being built."""
-    connection.execute(f"ATTACH '{_quoted(database)}' AS previous (READ_ONLY)")
-    try:
-        for table in (o for o in objects if o.kind == "table"):
-            try:
-                _copy_table(connection, table)
-            except duckdb.Error as exc:
-                reason = str(exc).splitlines()[0]
-                raise ServingFileError(
-                    f"the analysts' {table.label} cannot be carried into the rebuilt file ({reason}), "
-                    f"so the refresh is refused and nothing is lost; {ATTACH_HINT}"
-                ) from exc
-    finally:
-        connection.execute("DETACH previous")
+def _carry_over(
+    connection: duckdb.DuckDBPyConnection, holder: duckdb.DuckDBPyConnection, objects: list[ForeignObject]
+) -> None:
+    """Recreate analysts' tables (with their rows) and views in the file being built.
+
+    Rows travel through the holder's connection: attaching the old file here and detaching it would
+    close a descriptor of it in this process, which drops the holder's lock (POSIX record locks)."""
+    for table in (o for o in objects if o.kind == "table"):
+        try:
+            _copy_table(connection, holder, table)
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            raise ServingFileError(
+                f"the analysts' {table.label} cannot be carried into the rebuilt file ({reason}), "
+                f"so the refresh is refused and nothing is lost; {ATTACH_HINT}"
+            ) from exc
     pending = [o for o in objects if o.kind == "view"]
     while pending:  # a view may read another of the analyst's views: create them as they can be
         failed: list[tuple[ForeignObject, duckdb.Error]] = []
@@ -185,17 +208,19 @@ def _carry_over(connection: duckdb.DuckDBPyConnection, database: Path, objects: 
         pending = [view for view, _ in failed]
 
 
-def _copy_table(connection: duckdb.DuckDBPyConnection, table: ForeignObject) -> None:
-    """The table as its owner declared it (constraints and defaults), then its rows."""
+COPY_BATCH_ROWS = 10_000
+
+
+def _copy_table(
+    connection: duckdb.DuckDBPyConnection, holder: duckdb.DuckDBPyConnection, table: ForeignObject
+) -> None:
+    """The table as its owner declared it (constraints and defaults), then its rows, in batches."""
     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
     connection.execute(table.sql or "")
-    connection.execute(
-        f'INSERT INTO "{table.schema}"."{table.name}" SELECT * FROM previous."{table.schema}"."{table.name}"'
-    )
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+    source = holder.execute(f'SELECT * FROM "{table.schema}"."{table.name}"')
+    marks = ", ".join("?" * len(source.description))
+    while rows := source.fetchmany(COPY_BATCH_ROWS):
+        connection.executemany(f'INSERT INTO "{table.schema}"."{table.name}" VALUES ({marks})', rows)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -219,16 +244,6 @@ def sweep_temporaries(database: Path) -> list[Path]:
     return removed
 
 
-def _fingerprint(database: Path) -> tuple[object, ...]:
-    """What changes when any session writes to the file: its size and time, and its log's."""
-    wal = Path(f"{database}.wal")
-    stats = [path.stat() for path in (database, wal) if path.exists()]
-    return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
-
-
-REBUILD_ATTEMPTS = 3
-
-
 def publish_views(
     database: Path, lake: Path, connect: Callable[[str], ContextManager[duckdb.DuckDBPyConnection]]
 ) -> tuple[dict[str, int], list[str], list[str]]:
@@ -236,57 +251,35 @@ def publish_views(
 
     Returns the row count of each view created, the views skipped for want of data, and the
     analysts' objects carried over. Raises `ServingFileError` when the file cannot be rebuilt
-    without losing something of theirs, leaving it as it was. A session that writes to the file
-    while it is being rebuilt makes the rebuild start over, so its writes are carried too.
+    without losing something of theirs, leaving it as it was.
     """
-    database.parent.mkdir(parents=True, exist_ok=True)
-    sweep_temporaries(database)
-    for _ in range(REBUILD_ATTEMPTS):
-        foreign = foreign_objects(database)
-        before = _fingerprint(database)
-        uncarried = [o.label for o in foreign if o.kind not in ("table", "view")]
-        if uncarried:
-            raise ServingFileError(
-                f"{database} holds {', '.join(uncarried)}, which the pipeline did not create and cannot "
-                f"carry into the rebuilt file; the refresh is refused so nothing is lost: {ATTACH_HINT}"
-            )
-        published = _rebuild(database, lake, connect, foreign, before)
-        if published is not None:
-            counts, skipped = published
-            return counts, skipped, [o.label for o in foreign]
-    raise ServingFileError(
-        f"{database} was written to during {REBUILD_ATTEMPTS} rebuilds in a row, so it was left as it was; "
-        f"{ATTACH_HINT}"
-    )
-
-
-def _rebuild(
-    database: Path,
-    lake: Path,
-    connect: Callable[[str], ContextManager[duckdb.DuckDBPyConnection]],
-    foreign: list[ForeignObject],
-    before: tuple[object, ...],
-) -> tuple[dict[str, int], list[str]] | None:
-    """One rebuild; None, and nothing replaced, when the old file changed while it was built."""
     statements, created, skipped = build_views_sql(lake)
     counts: dict[str, int] = {}
+    database.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(database)
     tmp = database.with_name(f".{database.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
-        with connect(str(tmp)) as connection:
-            for statement in statements:
-                connection.execute(statement)
-            if foreign:
-                _carry_over(connection, database, foreign)
-            for view in created:
-                counts[view] = connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
-            connection.execute("CHECKPOINT")
-        if _fingerprint(database) != before:
-            return None
-        os.replace(tmp, database)
-        Path(f"{database}.wal").unlink(missing_ok=True)  # a log of the replaced file would break readers
+        with held(database) as holder:
+            foreign = foreign_objects(holder)
+            uncarried = [o.label for o in foreign if o.kind not in ("table", "view")]
+            if uncarried:
+                raise ServingFileError(
+                    f"{database} holds {', '.join(uncarried)}, which the pipeline did not create and cannot "
+                    f"carry into the rebuilt file; the refresh is refused so nothing is lost: {ATTACH_HINT}"
+                )
+            with connect(str(tmp)) as connection:
+                for statement in statements:
+                    connection.execute(statement)
+                if holder is not None and foreign:
+                    _carry_over(connection, holder, foreign)
+                for view in created:
+                    counts[view] = connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+                connection.execute("CHECKPOINT")
+            os.replace(tmp, database)
+            Path(f"{database}.wal").unlink(missing_ok=True)  # a log of the replaced file would break readers
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
     with duckdb.connect(str(database), read_only=True) as reader:
         reader.execute("SELECT count(*) FROM duckdb_views()").fetchone()
-    return counts, skipped
+    return counts, skipped, [o.label for o in foreign]

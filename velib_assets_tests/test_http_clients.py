@@ -439,9 +439,11 @@ TRICKLES = {  # what the server sends at once, then what it trickles one byte pe
 
 
 @contextmanager
-def raw_server(at_once: bytes, trickled: bytes, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+def raw_server(
+    at_once: bytes, trickled: bytes, tls: ssl.SSLContext | None = None, every_s: float = 0.2
+) -> Iterator[str]:
     """A bare TCP (or TLS) server below HTTP: to each connection it sends `at_once` after the first bytes
-    from the client, then `trickled` one byte every 0.2 s; every read is quick, the whole is not.
+    from the client, then `trickled` one byte every `every_s`; every read is quick, the whole is not.
     Yields its base URL; on leaving, the trickles stop and the server closes."""
     stop = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
@@ -453,7 +455,7 @@ def raw_server(at_once: bytes, trickled: bytes, tls: ssl.SSLContext | None = Non
                 peer.recv(65536)  # the request, or a TLS ClientHello
                 peer.sendall(at_once)
                 for byte in trickled:
-                    if stop.wait(0.2):
+                    if stop.wait(every_s):
                         return
                     peer.sendall(bytes([byte]))
         except OSError:  # the client hung up: what a cut-off client does
@@ -505,6 +507,17 @@ def test_a_trickle_below_the_body_is_cut_off_at_the_deadline(monkeypatch, tmp_pa
         started = time.monotonic()
         with pytest.raises(FeedError, match="gave up after the tick's 2 s budget"):
             HttpClient(FAST, budget_s=2.0).get(f"{scheme_base}/feed.json")
+        assert time.monotonic() - started < 2.0 + 0.75
+
+
+def test_a_connection_close_body_is_cut_off_at_the_deadline():
+    """http.client closes the connection of a `Connection: close` answer before its body is read: the
+    body's socket must still be cut at the deadline, not after a whole read timeout (here 10 s)."""
+    patient = HttpSettings(connect_timeout_s=1.0, read_timeout_s=10.0, max_retries=0)
+    with raw_server(JSON_HEAD + b"Connection: close\r\n\r\n[", b"   ]", every_s=1.5) as base:
+        started = time.monotonic()
+        with pytest.raises(FeedError, match="gave up after the tick's 2 s budget"):
+            HttpClient(patient, budget_s=2.0).get(f"{base}/feed.json")
         assert time.monotonic() - started < 2.0 + 0.75
 
 

@@ -51,8 +51,9 @@ def closing_requests(
 def late_requests(state: PollState, landed: Capture) -> tuple[list[dg.RunRequest], list[str]]:
     """Re-runs for a capture landed in an hour the clock (`state`'s, before the capture) had closed:
     that hour, and its day if already ranked, under run keys of their own so it is not left out.
-    Captures land under their fetch time when the feed's own time does not move forward, so this
-    only happens when this machine's clock stepped back."""
+    It happens when a lagging feed clock moves on after captures landed under their fetch time
+    (which moved the clock), or when this machine's clock stepped back. One re-run per late hour
+    and clock hour: a later late capture of that hour waits for the next clock hour's re-run."""
     clock, when = state.clock_time, landed.capture_time
     if clock is None or when >= clock or hour_key(when) == hour_key(clock):
         return [], []

@@ -159,19 +159,41 @@ class _Watchdog:
         self.fired = False
         self._lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._retired: list[tuple[socket.socket | None, socket.socket]] = []
 
     def track(self, sock: socket.socket) -> socket.socket:
         watch = sock.dup()
         with self._lock:
+            self._sweep()
             self._sockets.add(watch)
             if self.fired:  # opened after the deadline: a retry must not outlive it either
                 _cut(watch)
         return watch
 
-    def forget(self, watch: socket.socket) -> None:
+    def forget(self, original: socket.socket | None, watch: socket.socket) -> None:
+        """A connection closed. While a response still reads its socket (http.client closes the
+        connection of a `Connection: close` answer before reading its body, and the response's file
+        keeps the descriptor open), the duplicate stays watched; once that socket is really closed,
+        the duplicate is closed too, so it never keeps a TCP connection alive."""
         with self._lock:  # never closed while the timer may be shutting it down
-            self._sockets.discard(watch)
-            watch.close()
+            self._retired.append((original, watch))
+            self._sweep()
+
+    def _sweep(self) -> None:
+        for pair in list(self._retired):
+            original, watch = pair
+            if original is None or original.fileno() == -1:
+                self._retired.remove(pair)
+                self._sockets.discard(watch)
+                watch.close()
+
+    def release(self) -> None:
+        """The request ended: nothing of it is read any more."""
+        with self._lock:
+            for _, watch in self._retired:
+                self._sockets.discard(watch)
+                watch.close()
+            self._retired.clear()
 
     def fire(self) -> None:
         with self._lock:
@@ -205,11 +227,12 @@ class _Watched:
         return sock
 
     def close(self) -> None:
+        sock = getattr(self, "sock", None)
         try:
             super().close()  # type: ignore[misc]
         finally:
             if self._watch is not None:
-                self.watchdog.forget(self._watch)
+                self.watchdog.forget(sock, self._watch)
                 self._watch = None
 
 
@@ -306,6 +329,7 @@ class HttpClient:
         finally:
             if timer is not None:
                 timer.cancel()
+                self._watchdog.release()
         if self._cut_off():  # a body that ends at EOF would otherwise be taken whole when cut short
             raise self._out_of_time(url)
         if not body.strip():
