@@ -37,7 +37,8 @@ class PollState:
     `feed_time` is the newest capture time trusted; `clock` the same, capped by this machine's clock
     at each tick: hours close on it. Both only move forward. `clock_anomalies` counts the captures
     whose own time was unusable (and cursors found out of the present); `retry_not_before` is when
-    the feed's `Retry-After` lets polling resume.
+    the feed's `Retry-After` lets polling resume; `late_hours` the closed hours that received a
+    capture since, re-run when the next hour closes.
     """
 
     feed_time: str | None = None
@@ -48,6 +49,7 @@ class PollState:
     last_closed_day: str | None = None
     clock_anomalies: int = 0
     retry_not_before: str | None = None
+    late_hours: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -60,7 +62,9 @@ class PollState:
             values = json.loads(text)
         except json.JSONDecodeError:
             return cls()
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known["late_hours"] = tuple(known.get("late_hours") or ())
+        return cls(**known)
 
     @property
     def clock_time(self) -> datetime | None:

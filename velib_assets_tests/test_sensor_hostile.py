@@ -23,7 +23,7 @@ from velib_assets.definitions import defs
 from velib_assets.defs.jobs import hourly_snapshots_job
 from velib_assets.defs.partitions import hour_key
 from velib_assets.defs.resources import FeedResource, LakeResource
-from velib_assets.defs.sensors import velib_snapshot_sensor
+from velib_assets.defs.sensors import closing_requests, velib_snapshot_sensor
 from velib_assets.sources import formats
 from velib_assets.sources.recorded import read_recorded
 
@@ -281,22 +281,29 @@ def set_bikes(bikes: int, document: dict) -> None:
     document["data"]["stations"][0]["num_bikes_available"] = bikes
 
 
-def test_a_capture_in_an_hour_already_closed_requests_one_rerun_of_that_hour(feed, ticks):
+def test_captures_in_an_hour_already_closed_rerun_it_once_at_the_next_closing(feed, ticks):
     """A lagging feed clock that sticks once (landed under the fetch time, which closes its hour) and
-    then moves on lands later captures in the closed hour: that hour is re-run, once per clock hour."""
+    then moves on lands later captures in the closed hour: the next hour closing re-runs it, once,
+    with all of them in it (a re-run per capture would be a run a minute)."""
     hour = now_s().replace(minute=0, second=0) - timedelta(days=1)
     serve(feed, status(at(hour + timedelta(minutes=50))))
     ticks()
     serve(feed, status(at(hour + timedelta(minutes=50)), one_bike_less))  # stuck: lands now, closes it
     assert hour_key(hour) in {r.partition_key for r in hourly_requests(ticks())}
-    late_keys = []
     for minute in (55, 56):
         serve(feed, status(at(hour + timedelta(minutes=minute))))
-        [request] = hourly_requests(ticks())
-        assert request.partition_key == hour_key(hour)
-        assert request.run_key.startswith(f"{hour_key(hour)}:late:")
-        late_keys.append(request.run_key)
-    assert len(set(late_keys)) == 1  # Dagster launches a run key once: one re-run, not one per capture
+        late = ticks()
+        assert not late.run_requests
+        assert "re-run when the next hour closes" in late.asset_events[0].metadata["notes"].value
+    assert ticks.state.late_hours == (hour_key(hour),)
+
+    closed = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    requests, state, _ = closing_requests(ticks.state, closed + timedelta(minutes=30), datetime.now(UTC))
+    reruns = [r for r in requests if ":late:" in r.run_key]
+    assert [(r.partition_key, r.run_key) for r in reruns] == [
+        (hour_key(hour), f"{hour_key(hour)}:late:{hour_key(closed)}")
+    ]
+    assert state.late_hours == ()
 
 
 # --- failures of the feed or the disk ----------------------------------------------------------------------
@@ -516,13 +523,12 @@ def test_a_hostile_feed_over_many_ticks(monkeypatch, httpserver, feed, ticks):
     skips = [r.skip_message.split(":")[0] for r in results if not r.asset_events]
     assert skips == ["feed unavailable", "the feed asked for a pause (Retry-After)", "feed unavailable"]
     requested = {r.partition_key for data in results for r in hourly_requests(data)}
-    assert requested == {hour_key(base + timedelta(minutes=m)) for m in (0, 20, 70)}
+    assert requested == {hour_key(base)}  # closed by the first fetch-time capture
+    # Captured later under their feed times, behind that clock: re-run at the next hour closing.
+    assert set(ticks.state.late_hours) == {hour_key(base + timedelta(minutes=m)) for m in (20, 70)}
     run_keys = [r.run_key for data in results for r in data.run_requests]
     on_time = [key for key in run_keys if ":late:" not in key]
     assert len(on_time) == len(set(on_time))  # a closing hour is requested once
-    # Late captures (feed times behind the clock the fetch-time anomalies moved) re-run their hour
-    # under one key per clock hour, which Dagster launches once.
-    assert {key.split(":late:")[1] for key in run_keys if ":late:" in key} <= {hour_key(datetime.now(UTC))}
 
 
 def test_a_millisecond_last_reported_is_read_as_such():

@@ -26,8 +26,9 @@ from velib_assets.landing import Capture
 def closing_requests(
     state: PollState, previous: datetime | None, current: datetime
 ) -> tuple[list[dg.RunRequest], PollState, list[str]]:
-    """Run requests for the hour (and day) the clock left going from `previous` to `current`, the state
-    recording them, and a note when that hour is no partition (this machine's clock is before the start)."""
+    """Run requests for the hour (and day) the clock left going from `previous` to `current`, and
+    re-runs of the closed hours that received late captures since; the state recording them, and a
+    note when that hour is no partition (this machine's clock is outside the partitions)."""
     if previous is None or hour_key(previous) == hour_key(current):
         return [], state, []
     closed_hour = hour_key(previous)
@@ -36,6 +37,7 @@ def closing_requests(
     requests = [
         dg.RunRequest(run_key=closed_hour, job_name=hourly_snapshots_job.name, partition_key=closed_hour),
         dg.RunRequest(run_key=f"landing-check:{closed_hour}", job_name=landing_checks_job.name),
+        *_reruns(state, closed_hour),
     ]
     closed_day, finished = day_key(previous), state.last_closed_day
     if finished and finished != closed_day and state.ranked_through != finished:
@@ -45,31 +47,43 @@ def closing_requests(
             dg.RunRequest(run_key=f"views:{finished}", job_name=serving_job.name),
         ]
         state = replace(state, ranked_through=finished)
-    return requests, replace(state, last_closed_day=closed_day), []
+    return requests, replace(state, last_closed_day=closed_day, late_hours=()), []
 
 
-def late_requests(state: PollState, landed: Capture) -> tuple[list[dg.RunRequest], list[str]]:
-    """Re-runs for a capture landed in an hour the clock (`state`'s, before the capture) had closed:
-    that hour, and its day if already ranked, under run keys of their own so it is not left out.
+def _reruns(state: PollState, closed_hour: str) -> list[dg.RunRequest]:
+    """One re-run of each closed hour that received late captures, and of its day if already ranked,
+    keyed by the hour now closing: every late capture landed until now is in it, and no key repeats."""
+    requests, days = [], set()
+    for hour in state.late_hours:
+        tag = f"late:{closed_hour}"
+        requests.append(
+            dg.RunRequest(run_key=f"{hour}:{tag}", job_name=hourly_snapshots_job.name, partition_key=hour)
+        )
+        day = day_key(hourly_partitions.time_window_for_partition_key(hour).start)
+        if state.ranked_through is not None and day <= state.ranked_through and day not in days:
+            days.add(day)
+            requests += [
+                dg.RunRequest(run_key=f"{day}:{tag}", job_name=daily_rankings_job.name, partition_key=day),
+                dg.RunRequest(run_key=f"views:{day}:{tag}", job_name=serving_job.name),
+            ]
+    return requests
+
+
+def with_late_hour(state: PollState, landed: Capture) -> tuple[PollState, list[str]]:
+    """Remember a capture landed in an hour the clock had closed, so the next closing re-runs it.
+
     It happens when a lagging feed clock moves on after captures landed under their fetch time
-    (which moved the clock), or when this machine's clock stepped back. One re-run per late hour
-    and clock hour: a later late capture of that hour waits for the next clock hour's re-run."""
+    (which moved the clock), or when this machine's clock stepped back. Batched per closing, a
+    feed whose every capture is late costs one re-run an hour, not one a tick."""
     clock, when = state.clock_time, landed.capture_time
     if clock is None or when >= clock or hour_key(when) == hour_key(clock):
-        return [], []
-    hour, stamp = hour_key(when), hour_key(clock)  # one re-run per late hour and clock hour, at most
+        return state, []
+    hour = hour_key(when)
     if not hourly_partitions.has_partition_key(hour):
-        return [], [f"capture of {when} is in hour {hour}, which is not a partition: no run requested"]
-    requests = [
-        dg.RunRequest(run_key=f"{hour}:late:{stamp}", job_name=hourly_snapshots_job.name, partition_key=hour)
-    ]
-    day = day_key(when)
-    if state.ranked_through is not None and day <= state.ranked_through:
-        requests += [
-            dg.RunRequest(run_key=f"{day}:late:{stamp}", job_name=daily_rankings_job.name, partition_key=day),
-            dg.RunRequest(run_key=f"views:{day}:late:{stamp}", job_name=serving_job.name),
-        ]
-    return requests, [f"capture of {when} landed in the closed hour {hour}: re-running it"]
+        return state, [f"capture of {when} is in hour {hour}, which is not a partition: no run requested"]
+    late = state.late_hours if hour in state.late_hours else (*state.late_hours, hour)
+    note = f"capture of {when} landed in the closed hour {hour}: re-run when the next hour closes"
+    return replace(state, late_hours=late), [note]
 
 
 def poll(feed: FeedResource, store: LakeResource, state: PollState, now: datetime) -> PollOutcome:
@@ -141,12 +155,12 @@ def _captured(
     if partition is None:
         notes = [*notes, f"capture time {landed.capture_time} is outside the partitions: no partition"]
     clock = outcome.state.clock_time or landed.capture_time
-    closing, state, closing_notes = closing_requests(outcome.state, before.clock_time, clock)
-    late, late_notes = late_requests(before, landed) if outcome.created else ([], [])
-    notes = [*notes, *closing_notes, *late_notes]
+    state, late_notes = with_late_hour(outcome.state, landed) if outcome.created else (outcome.state, [])
+    requests, state, closing_notes = closing_requests(state, before.clock_time, clock)
+    notes = [*notes, *late_notes, *closing_notes]
     _warn(context, notes)
     event = landing_event(landed, outcome, partition, notes)
-    return dg.SensorResult(run_requests=closing + late, asset_events=[event], cursor=state.to_json())
+    return dg.SensorResult(run_requests=requests, asset_events=[event], cursor=state.to_json())
 
 
 def _warn(context: dg.SensorEvaluationContext, notes: list[str]) -> None:
