@@ -4,9 +4,9 @@ Capturing in the sensor keeps minute-level history without minute-level runs; th
 every capture even when runs fail. Hours close on the cursor's clock (the feed's own time, never past
 this machine's): the first capture of a new hour requests the previous hour's run (run key =
 partition key, so a tick never launches twice), and the first hour closed on a new local day
-requests the previous day's rankings and report. A capture landing in an hour already closed re-runs
-that hour under a run key of its own. Whatever the feed sends, or fails to send, a tick never errors:
-it is a skip with its reason, or a capture with warnings in the tick's log and the landing event.
+requests the previous day's rankings and report. Hours that receive captures after they closed are
+re-run at the next hour closing. Whatever the feed sends, or fails to send, a tick never errors: it
+is a skip with its reason, or a capture with warnings in the tick's log and the landing event.
 """
 
 from dataclasses import replace
