@@ -20,12 +20,21 @@ from velib_assets.sources import formats
 from velib_assets.sources.formats import CaptureParseError
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """The station data of the last capture parsed, and since when they have not changed."""
+
+    content: pl.DataFrame
+    since: datetime
+
+
 @dataclass
 class WindowSnapshots:
     frame: pl.DataFrame
     captures: int = 0
     bytes_read: int = 0
     longest_frozen_s: float = 0.0
+    tail: Unchanged | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -47,14 +56,19 @@ def _information(
     return cache[chosen.path]
 
 
-def parse_window(root: Path, start: datetime, end: datetime) -> WindowSnapshots:
-    """All status captures landed in `[start, end)`, as one raw frame sorted by capture time."""
+def parse_window(
+    root: Path, start: datetime, end: datetime, carried: Unchanged | None = None
+) -> WindowSnapshots:
+    """All status captures landed in `[start, end)`, as one raw frame sorted by capture time.
+
+    `carried` is the previous window's `tail`: a frozen spell that began before this window is
+    measured from its true start, not cut at the window's edge."""
     captures = landing.captures_in_window(root, start, end)
     infos = landing.information_captures(root)
     cache: dict[Path, pl.DataFrame | None] = {}
     frames: list[pl.DataFrame] = []
-    previous: pl.DataFrame | None = None
-    spell_start: datetime | None = None
+    previous = carried.content if carried else None
+    spell_start = carried.since if carried else None
     result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
     for capture in captures:
         body = capture.path.read_bytes()
@@ -76,4 +90,6 @@ def parse_window(root: Path, start: datetime, end: datetime) -> WindowSnapshots:
         frames.append(frame)
     if frames:
         result.frame = pl.concat(frames, how="vertical").select(list(RAW_SCHEMA))
+    if previous is not None and spell_start is not None:
+        result.tail = Unchanged(previous, spell_start)
     return result

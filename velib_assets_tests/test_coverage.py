@@ -83,3 +83,19 @@ def test_spans_across_a_dst_change_keep_each_offset() -> None:
     spring = [datetime(2024, 3, 31, h, tzinfo=UTC) for h in (0, 1)]  # 01:00+01:00, then 03:00+02:00
     coverage = DayCoverage(date(2024, 3, 31), 0, 1380, 0.0, 23, tuple(spring))
     assert coverage.missing_spans() == "01:00+01:00-04:00+02:00"
+
+
+def test_a_frozen_spell_across_an_hour_boundary_is_measured_whole(tmp_path: Path) -> None:
+    """Identical every 2 minutes from 16:48 to 17:12: 24 minutes, though each hour holds 10 or 12."""
+    root = tmp_path / "landing"
+    start = datetime(2024, 11, 3, 16, 48, tzinfo=UTC)
+    for minutes in range(0, 25, 2):
+        land(root, start + timedelta(minutes=minutes))
+    hours = [datetime(2024, 11, 3, h, tzinfo=UTC) for h in (16, 17)]
+
+    first = snapshots.parse_window(root, hours[0], hours[1])
+    second = snapshots.parse_window(root, hours[1], hours[1] + timedelta(hours=1), first.tail)
+
+    assert first.longest_frozen_s == 10 * 60
+    assert second.longest_frozen_s == 24 * 60
+    assert snapshots.parse_window(root, hours[1], hours[1] + timedelta(hours=1)).longest_frozen_s == 12 * 60

@@ -62,8 +62,10 @@ def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeRes
     per_hour: dict[str, int] = {}
     frozen: dict[str, float] = {}
     totals = {"captures": 0, "rows": 0}
+    tail: snapshots.Unchanged | None = None  # a frozen spell goes on across the run's hours
     for window in windows:
-        parsed = snapshots.parse_window(lake_store.landing, window.start, window.end)
+        parsed = snapshots.parse_window(lake_store.landing, window.start, window.end, tail)
+        tail = parsed.tail
         if len(windows) == 1 and parsed.parsed == 0:
             reasons = "; ".join(f"{n}: {r}" for n, r in parsed.errors[:5]) or "no capture landed"
             raise dg.Failure(
