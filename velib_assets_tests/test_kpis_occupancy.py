@@ -166,3 +166,30 @@ def test_empty_window_and_naive_bounds():
     ).is_empty()
     with pytest.raises(ValueError, match="no time zone"):
         station_occupancy(clean(at(0)), datetime(2024, 11, 4, 10), datetime(2024, 11, 4, 11), THRESHOLDS)
+
+
+def test_district_rollup_is_bit_for_bit_the_same_whatever_the_row_order():
+    """A re-run must give the same rows: float sums added in a hash group-by's varying order gave
+    district means that differed in the last digit between two identical runs of a day."""
+    hours = [datetime(2024, 11, 4, tzinfo=UTC) + timedelta(hours=h) for h in range(24)]
+    rows = [
+        {
+            "station_code": f"{district}{station:03d}",
+            "hour_start": hour,
+            "district": f"Paris {district}e",
+            "observed_minutes": 60.0,
+            "empty_minutes": (district * station * (index + 1) % 97) / 7,
+            "mean_fill_rate": ((district + 3) * (station + 5) * (index + 7) % 1009) / 1009,
+            "mean_ebike": ((district + 1) * (station + 2) * (index + 3) % 31) / 3,
+        }
+        for index, hour in enumerate(hours)
+        for district in range(1, 21)
+        for station in range(60)
+    ]
+    stations = pl.DataFrame(rows).select(
+        pl.col(name).cast(dtype) if name in rows[0] else pl.lit(0).cast(dtype).alias(name)
+        for name, dtype in STATION_OCCUPANCY_SCHEMA.items()
+    )
+    first = district_occupancy(stations)
+    for seed in range(15):
+        assert district_occupancy(stations.sample(fraction=1.0, shuffle=True, seed=seed)).equals(first)

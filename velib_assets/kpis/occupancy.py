@@ -283,11 +283,19 @@ def station_occupancy_hours(clean: pl.DataFrame | pl.LazyFrame, thresholds: KpiT
 
 
 def district_occupancy(station_occupancy: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """Roll station rows up to districts: minute sums and station-weighted means."""
+    """Roll station rows up to districts: minute sums and station-weighted means.
+
+    Float sums depend on the order they add up in, and a hash group-by adds a group's rows in an
+    order that changes from run to run (a day's district means differed in the 17th digit between
+    two identical runs). Sorted rows grouped by runs of equal keys add up in row order: a re-run
+    gives the same bits."""
     return (
         station_occupancy.lazy()
-        .group_by("district", "hour_start")
+        .sort("hour_start", "district", "station_code")
+        .with_columns(pl.struct("hour_start", "district").rle_id().set_sorted().alias("_group"))
+        .group_by("_group", maintain_order=True)
         .agg(
+            pl.col("district", "hour_start").first(),
             pl.len().alias("stations"),
             *(pl.col(name).sum() for name in MINUTE_COLUMNS),
             pl.col("mean_fill_rate").mean(),
