@@ -1,27 +1,43 @@
-"""Building one partition of a derived asset: read its inputs from the lake, transform, write, summarise.
+"""Building one day partition of a derived asset: read its inputs from the lake, transform, write, summarise.
 
 Plain functions of paths and frames, without Dagster, so that the worker processes of a backfill
 can run them (`velib_assets.workers`). The assets in `velib_assets.defs` check that the inputs
-exist, fan the partitions out and report what comes back; each function returns only what the
-report needs, so a month of rows never travels back to the run.
+exist, fan the days out and report what comes back; each function returns only what the report
+needs, so a month of rows never travels back to the run.
+
+Raw snapshots and the coverage take `now`: today's partitions are built on their closed hours only.
 """
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
 
-from velib_assets import lake, quality
+from velib_assets import lake, landing, quality, snapshots
 from velib_assets.coverage import DayCoverage, day_coverage
-from velib_assets.kpis.clean import CLEAN_SCHEMA, clean_snapshots
+from velib_assets.days import closed_through, day_hours
+from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
 from velib_assets.kpis.occupancy import (
+    DISTRICT_OCCUPANCY_SCHEMA,
+    OCCUPANCY_INPUT,
     STATION_OCCUPANCY_SCHEMA,
-    STREAK_COLUMNS,
     district_occupancy,
-    station_occupancy,
+    station_occupancy_hours,
 )
-from velib_assets.kpis.rankings import critical_station_rankings, local_day_bounds
+from velib_assets.kpis.rankings import critical_station_rankings
+from velib_assets.kpis.stations import (
+    CLEAN_MINUTE_SCHEMA,
+    SPELL_SCHEMA,
+    STATION_ATTRIBUTES,
+    join_spells,
+    split_clean,
+    station_versions,
+)
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import KpiThresholds
 
@@ -31,6 +47,7 @@ QUARANTINE = "clean_stations_quarantine"
 STATION_OCCUPANCY = "station_occupancy"
 DISTRICT_OCCUPANCY = "district_occupancy"
 RANKINGS = "critical_station_rankings"
+SPELLS_FILE = "spells.parquet"
 HOUR = timedelta(hours=1)
 
 CLEAN_VERDICTS = (
@@ -43,80 +60,205 @@ CLEAN_VERDICTS = (
     quality.clean_stale_share,
     quality.clean_station_count,
 )
-"""The per-hour checks of `clean_stations`, in the order of its check specs."""
+"""The per-day checks of `clean_stations`, in the order of its check specs."""
+VERDICT_MINUTES = (
+    "station_code", "snapshot_ts", "bikes", "docks", "mechanical", "ebike", "is_stale", "capacity_mismatch"
+)
+VERDICT_ATTRIBUTES = ("capacity", "commune", "arrondissement")
+"""The columns those checks read: a day of them is a fifth of the clean rows' size."""
 
 
 @dataclass(frozen=True)
-class Window:
-    """One hourly partition: its key and its UTC bounds."""
+class RawHour:
+    """What parsing an hour gave, kept beside its file: the next refresh of the day reuses the hour
+    as long as `sources` (its captures, the station information they use, the spell carried in, the
+    parser's version) is the same, and parses only the hours that changed."""
 
-    key: str
-    start: datetime
-    end: datetime
+    sources: str
+    captures: int
+    parsed: int
+    rows: int
+    bytes_read: int
+    longest_frozen_s: float
+    errors: list[tuple[str, str]]
+    tail: snapshots.Unchanged | None
+
+    def to_json(self) -> str:
+        fields = asdict(self)
+        if self.tail:
+            fields["tail"] = {"content": self.tail.content, "since": self.tail.since.isoformat()}
+        return json.dumps(fields)
+
+    @classmethod
+    def read(cls, path: Path) -> "RawHour | None":
+        """The sidecar at `path`; None when it is missing or unreadable (the hour is parsed again)."""
+        try:
+            fields = json.loads(path.read_text())
+            tail = fields.pop("tail")
+            errors = [(str(name), str(reason)) for name, reason in fields.pop("errors")]
+            carried = None
+            if tail:
+                carried = snapshots.Unchanged(tail["content"], datetime.fromisoformat(tail["since"]))
+            return cls(**fields, errors=errors, tail=carried)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
 
 
 @dataclass(frozen=True)
-class CleanedHour:
+class RawDay:
+    hours: list[RawHour]
+    reparsed: int
+    stations: int
+    preview: pl.DataFrame
+
+    @property
+    def captures(self) -> int:
+        return sum(h.captures for h in self.hours)
+
+    @property
+    def parsed(self) -> int:
+        return sum(h.parsed for h in self.hours)
+
+    @property
+    def rows(self) -> int:
+        return sum(h.rows for h in self.hours)
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        return [error for hour in self.hours for error in hour.errors]
+
+    @property
+    def longest_frozen_s(self) -> float:
+        return max((h.longest_frozen_s for h in self.hours), default=0.0)
+
+
+def _sources(landing_root: Path, hour: datetime, infos: list[landing.Capture], carried) -> tuple[str, int]:
+    captures = landing.captures_in_window(landing_root, hour, hour + HOUR)
+    chosen = (landing.information_for(landing_root, c.capture_time, infos) for c in captures)
+    used = {info.path.name for info in chosen if info}
+    tail = [carried.content, carried.since.isoformat()] if carried else None
+    key = [version("velib_assets"), [c.path.name for c in captures], sorted(used), tail]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest(), len(captures)
+
+
+def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> RawDay:
+    """Parse the day's closed hours at `now` into one file each, reusing the hours whose sources did
+    not change; hour files of later hours (a clock that stepped back) are removed."""
+    through = closed_through(day, now)
+    infos = landing.information_captures(landing_root)
+    hours: list[RawHour] = []
+    carried: snapshots.Unchanged | None = None
+    reparsed = 0
+    lake.day_dir(lake_root, RAW, day).mkdir(parents=True, exist_ok=True)
+    for hour in day_hours(day):
+        target = lake.hour_file(lake_root, RAW, day, hour)
+        sidecar = target.with_suffix(".json")
+        if hour + HOUR > through:
+            target.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+            continue
+        sources, _ = _sources(landing_root, hour, infos, carried)
+        built = RawHour.read(sidecar) if target.is_file() else None
+        if built is None or built.sources != sources:
+            parsed = snapshots.parse_window(landing_root, hour, hour + HOUR, carried)
+            lake.write_parquet_file(parsed.frame, target)
+            built = RawHour(
+                sources, parsed.captures, parsed.parsed, parsed.frame.height, parsed.bytes_read,
+                parsed.longest_frozen_s, parsed.errors, parsed.tail,
+            )
+            lake.write_text(built.to_json(), sidecar)
+            reparsed += 1
+        hours.append(built)
+        carried = built.tail
+    files = lake.hour_files(lake_root, RAW, day)
+    frame = lake.scan_files(files, RAW_SCHEMA)
+    stations = frame.select(pl.col("station_code").drop_nulls().n_unique()).collect().item() if files else 0
+    return RawDay(hours, reparsed, stations, frame.head(10).collect())
+
+
+def read_raw_day(lake_root: Path, day: date) -> pl.LazyFrame:
+    return lake.scan_files(lake.hour_files(lake_root, RAW, day), RAW_SCHEMA)
+
+
+@dataclass(frozen=True)
+class CleanedDay:
     rows: int
     in_service: int
-    stations: frozenset[str]
+    stations: int
+    versions: int
     reasons: dict[str, int]
     verdicts: list[quality.Verdict]
     preview: pl.DataFrame
 
 
-def hours_between(start: datetime, end: datetime) -> list[datetime]:
-    hours, hour = [], start
-    while hour < end:
-        hours.append(hour)
-        hour += HOUR
-    return hours
-
-
-def day_hour_dirs(root: Path, asset: str, day: date) -> list[Path]:
-    """The hourly partition folders of a local day (23, 24 or 25 of them)."""
-    return [lake.hour_dir(root, asset, hour) for hour in hours_between(*local_day_bounds(day))]
-
-
-def _hour(root: Path, asset: str, window: Window, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
-    return lake.scan([lake.hour_dir(root, asset, window.start)], schema)
-
-
-def clean_hour(root: Path, reference: pl.DataFrame, thresholds: KpiThresholds, window: Window) -> CleanedHour:
-    result = clean_snapshots(_hour(root, RAW, window, RAW_SCHEMA), reference, thresholds)
-    lake.write_parquet(result.clean, lake.hour_dir(root, CLEAN, window.start))
-    lake.write_parquet(result.quarantine, lake.hour_dir(root, QUARANTINE, window.start))
-    return CleanedHour(
-        rows=result.clean.height,
-        in_service=int(result.clean["in_service"].sum() or 0),
-        stations=frozenset(result.clean["station_code"].unique().to_list()),
-        reasons=dict(result.quarantine["reason"].value_counts().iter_rows()),
-        verdicts=[verdict(result.clean) for verdict in CLEAN_VERDICTS],
-        preview=result.clean.head(10),
+def clean_day(lake_root: Path, reference: pl.DataFrame, thresholds: KpiThresholds, day: date) -> CleanedDay:
+    """Clean the day's raw rows hour by hour (a day of minute captures is 2 M wide rows: cleaning it
+    whole took three times the memory); the minute columns and the station attributes' spells are
+    written apart (`velib_assets.kpis.stations`), the quarantine beside them. Rows stay in
+    (hour, station_code, snapshot_ts) order, the order the occupancy reads them in."""
+    minutes, spells, quarantine, previews = [], [], [], []
+    for path in lake.hour_files(lake_root, RAW, day):
+        result = clean_snapshots(pl.scan_parquet(path), reference, thresholds)
+        hour_minutes, hour_spells = split_clean(result.clean)
+        minutes.append(hour_minutes)
+        spells.append(hour_spells)
+        quarantine.append(result.quarantine)
+        previews.append(result.clean.head(10))
+    day_minutes = pl.concat(minutes) if minutes else pl.DataFrame(schema=CLEAN_MINUTE_SCHEMA)
+    day_spells = pl.concat(spells) if spells else pl.DataFrame(schema=SPELL_SCHEMA)
+    day_quarantine = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    folder = lake.day_dir(lake_root, CLEAN, day)
+    lake.write_parquet_file(day_spells, folder / SPELLS_FILE)
+    lake.write_parquet(day_minutes, folder)
+    lake.write_parquet(day_quarantine, lake.day_dir(lake_root, QUARANTINE, day))
+    checked = join_spells(
+        day_minutes.select(VERDICT_MINUTES), day_spells.select("station_code", *VERDICT_ATTRIBUTES, "rows")
+    )
+    return CleanedDay(
+        rows=day_minutes.height,
+        in_service=int(day_minutes["in_service"].sum() or 0),
+        stations=day_minutes["station_code"].n_unique(),
+        versions=station_versions(day_spells).height,
+        reasons=dict(day_quarantine["reason"].value_counts().iter_rows()),
+        verdicts=[verdict(checked) for verdict in CLEAN_VERDICTS],
+        preview=next((p for p in previews if p.height), previews[0] if previews else pl.DataFrame()),
     )
 
 
-def occupancy_hour(root: Path, thresholds: KpiThresholds, window: Window) -> pl.DataFrame:
-    clean = _hour(root, CLEAN, window, CLEAN_SCHEMA)
-    occupancy = station_occupancy(clean, window.start, window.end, thresholds)
-    lake.write_parquet(occupancy, lake.hour_dir(root, STATION_OCCUPANCY, window.start))
+def read_clean_day(lake_root: Path, day: date, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """The day's clean rows with their station attributes joined back (only `columns`, if given)."""
+    folder = lake.day_dir(lake_root, CLEAN, day)
+    wanted = list(CLEAN_SCHEMA) if columns is None else list(columns)
+    minute_columns = [c for c in wanted if c in CLEAN_MINUTE_SCHEMA]
+    minutes = lake.scan([folder], CLEAN_MINUTE_SCHEMA).select(minute_columns).collect()
+    spells_file = folder / SPELLS_FILE
+    spells = pl.scan_parquet(spells_file) if spells_file.is_file() else pl.LazyFrame(schema=SPELL_SCHEMA)
+    attributes = [c for c in wanted if c in STATION_ATTRIBUTES]
+    return join_spells(minutes, spells.select("station_code", *attributes, "rows").collect())
+
+
+def read_quarantine_day(lake_root: Path, day: date) -> pl.LazyFrame:
+    return lake.scan([lake.day_dir(lake_root, QUARANTINE, day)], QUARANTINE_SCHEMA)
+
+
+def occupancy_day(lake_root: Path, thresholds: KpiThresholds, day: date) -> pl.DataFrame:
+    occupancy = station_occupancy_hours(read_clean_day(lake_root, day, OCCUPANCY_INPUT), thresholds)
+    lake.write_parquet(occupancy, lake.day_dir(lake_root, STATION_OCCUPANCY, day))
     return occupancy
 
 
-def districts_hour(root: Path, window: Window) -> pl.DataFrame:
-    stations = _hour(root, STATION_OCCUPANCY, window, STATION_OCCUPANCY_SCHEMA)
-    districts = district_occupancy(stations).sort("district")
-    lake.write_parquet(districts, lake.hour_dir(root, DISTRICT_OCCUPANCY, window.start))
+def read_occupancy_day(lake_root: Path, day: date) -> pl.LazyFrame:
+    return lake.scan([lake.day_dir(lake_root, STATION_OCCUPANCY, day)], STATION_OCCUPANCY_SCHEMA)
+
+
+def districts_day(lake_root: Path, day: date) -> pl.DataFrame:
+    districts = district_occupancy(read_occupancy_day(lake_root, day)).sort("hour_start", "district")
+    lake.write_parquet(districts, lake.day_dir(lake_root, DISTRICT_OCCUPANCY, day))
     return districts
 
 
-def occupancy_without_streaks(root: Path, day: date) -> Path | None:
-    """The first hour of the day's station_occupancy written before it kept the streak summaries the
-    rankings chain (an older layout of the asset), if any."""
-    for path in lake.existing_files(day_hour_dirs(root, STATION_OCCUPANCY, day)):
-        if not set(STREAK_COLUMNS) <= set(pl.read_parquet_schema(path)):
-            return path.parent.relative_to(root)
-    return None
+def read_districts_day(lake_root: Path, day: date) -> pl.LazyFrame:
+    return lake.scan([lake.day_dir(lake_root, DISTRICT_OCCUPANCY, day)], DISTRICT_OCCUPANCY_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -127,14 +269,14 @@ class RankedDay:
 
 
 def ranking_day(
-    root: Path, landing_root: Path, thresholds: KpiThresholds, cadence_s: float, day: date
+    lake_root: Path, landing_root: Path, thresholds: KpiThresholds, cadence_s: float, now: datetime, day: date
 ) -> RankedDay:
-    """The day's ranking, how many of its hours had occupancy (hours never captured have none: the
-    day is ranked on the hours it has), and how much of the day the collection saw."""
-    hours = day_hour_dirs(root, STATION_OCCUPANCY, day)
-    occupancy = lake.scan(hours, STATION_OCCUPANCY_SCHEMA)
+    """The day's ranking (on the hours it has: hours never captured have no occupancy), how many of
+    its hours had occupancy, and how much of the day's elapsed part at `now` the collection saw."""
+    through = closed_through(day, now)
+    occupancy = read_occupancy_day(lake_root, day)
     ranking = critical_station_rankings(occupancy, day, thresholds)
-    lake.write_parquet(ranking, lake.day_dir(root, RANKINGS, day))
-    observed = occupancy.select("station_code", "observed_minutes").collect()
-    coverage = day_coverage(landing_root, observed, day, cadence_s)
-    return RankedDay(ranking, len(lake.existing_files(hours)), coverage)
+    lake.write_parquet(ranking, lake.day_dir(lake_root, RANKINGS, day))
+    observed = occupancy.select("station_code", "observed_minutes", "hour_start").collect()
+    coverage = day_coverage(landing_root, observed, day, cadence_s, through)
+    return RankedDay(ranking, observed["hour_start"].n_unique(), coverage)

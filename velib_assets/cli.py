@@ -5,6 +5,7 @@ Thin over the same code the assets use; every error is one line on stderr with a
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -128,6 +129,28 @@ def cmd_run(first: date, last: date) -> int:
     return 0
 
 
+def cmd_rebuild() -> int:
+    """Rebuild every closed day with captures from the landing zone: after an upgrade that changed
+    the lake's layout (the hourly partitions of earlier versions), or to start the lake afresh."""
+    lake_root = data_dir() / "lake"
+    old = lake.hourly_layout_folders(lake_root)
+    for folder in old:
+        shutil.rmtree(folder)
+    if old:
+        print(
+            f"removed {len(old)} day folders of the hourly lake layout "
+            "(derived data; the landing zone is untouched)"
+        )
+    today = datetime.now(PARIS).date()
+    start, end = date.fromisoformat(partitions_start()), partitions_end()
+    last_day = min(today - timedelta(days=1), date.fromisoformat(end)) if end else today - timedelta(days=1)
+    days = [d for d in landing.capture_days(data_dir() / "landing") if start <= d <= last_day]
+    if not days:
+        raise UsageError(f"no captures landed in closed days from {start} to {last_day}: nothing to rebuild")
+    print(f"rebuilding {len(days)} days with captures: {_spans(days)}")
+    return cmd_run(days[0], days[-1])
+
+
 def read_rankings(day: date) -> pl.DataFrame:
     path = lake.day_dir(data_dir() / "lake", "critical_station_rankings", day) / lake.PART_FILE
     if not path.is_file():
@@ -182,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     rank.add_argument("--top", type=_positive, default=10)
     rank.add_argument("--json", action="store_true")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
+    sub.add_parser(
+        "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
+    )
     return root
 
 
@@ -199,12 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args.first, args.last)
         if args.command == "rankings":
             return cmd_rankings(args.day, args.top, args.json)
+        if args.command == "rebuild":
+            return cmd_rebuild()
         return cmd_demo()
     except UsageError as exc:
         print(f"velib: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        stopped = ": the run was stopped, its workers ended" if args.command in ("run", "demo") else ""
+        running = args.command in ("run", "demo", "rebuild")
+        stopped = ": the run was stopped, its workers ended" if running else ""
         print(f"velib: interrupted{stopped}", file=sys.stderr)
         return 130
 

@@ -98,7 +98,10 @@ COLUMNS: dict[str, str] = {
         "Mean e-bikes over the hour's snapshots (a plain mean: stock, not time in a state); in "
         "district_occupancy the mean over the district's stations."
     ),
-    "snapshots": "Snapshots counted in the hour; summed over the stations in district_occupancy.",
+    "snapshots": (
+        "Snapshots counted in the hour (summed over the stations in district_occupancy); in `stations`, "
+        "the snapshots of the version."
+    ),
     "stations": "Stations of the district observed in the hour.",
     "first_snapshot_ts": "The station's first snapshot in the hour, UTC.",
     "last_snapshot_ts": "The station's last snapshot in the hour, UTC.",
@@ -127,6 +130,17 @@ COLUMNS: dict[str, str] = {
         "Longest run of consecutive full observations (at most MAX_GAP apart), in minutes: inside the hour "
         "in station_occupancy; over the whole day, chained across its hours, in the rankings."
     ),
+    # Station dimension
+    "version": "1 for the station's first attributes seen, then one more at each change.",
+    "valid_from": "First snapshot with this version's attributes (UTC).",
+    "valid_to": "First snapshot of the next version (UTC); null for the station's current version.",
+    "last_seen": "Last snapshot with this version's attributes (UTC).",
+    "changed": "Attributes that differ from the previous version, comma-separated; null on version 1.",
+    "changed_at": "When the change was seen (UTC): the new version's first snapshot; a closing's last one.",
+    "change": "`opened`, `closed`, `relocated` (moved more than 50 m), `capacity` or `renamed`.",
+    "before": "The value before the change (`lat,lon` for a relocation); the name for a closing.",
+    "after": "The value after the change (`lat,lon` for a relocation); the name for an opening.",
+    "distance_m": "How far the station moved, in metres (relocations only).",
     # Rankings
     "critical_minutes": "`empty_minutes + full_minutes` over the day.",
     "rank": (

@@ -6,12 +6,13 @@ one, at most MAX_GAP), so it does not depend on the cadence; the capture count d
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from velib_assets import landing
+from velib_assets.days import day_hours, hour_start
 from velib_assets.kpis.rankings import local_day_bounds
 from velib_assets.settings import PARIS
 
@@ -64,15 +65,16 @@ def local_label(hour_start_utc: datetime) -> str:
     return hour_start_utc.astimezone(PARIS).isoformat(timespec="minutes")[11:]
 
 
-def day_coverage(landing_root: Path, occupancy: pl.DataFrame, day: date, cadence_s: float) -> DayCoverage:
-    """Coverage of `day` from the captures landed in it and the day's station occupancy rows."""
+def day_coverage(
+    landing_root: Path, occupancy: pl.DataFrame, day: date, cadence_s: float, through: datetime | None = None
+) -> DayCoverage:
+    """Coverage of `day` (up to `through`, the end of its elapsed part, for today) from the captures
+    landed in it and the day's station occupancy rows."""
     start, end = local_day_bounds(day)
+    end = min(end, through) if through else end
     captures = landing.captures_in_window(landing_root, start, end)
-    seen_hours = {c.capture_time.replace(minute=0, second=0, microsecond=0) for c in captures}
-    hours, hour = [], start.astimezone(UTC)
-    while hour < end:
-        hours.append(hour)
-        hour += HOUR
+    seen_hours = {hour_start(c.capture_time) for c in captures}
+    hours = [hour for hour in day_hours(day) if hour < end]
     stations = occupancy["station_code"].n_unique() if occupancy.height else 0
     day_minutes = len(hours) * 60
     observed = float(occupancy["observed_minutes"].sum() or 0.0) if occupancy.height else 0.0
@@ -80,7 +82,7 @@ def day_coverage(landing_root: Path, occupancy: pl.DataFrame, day: date, cadence
         day=day,
         captures=len(captures),
         expected_captures=round(len(hours) * 3600 / cadence_s),
-        observed_share=round(observed / (stations * day_minutes), 4) if stations else 0.0,
+        observed_share=round(observed / (stations * day_minutes), 4) if stations and hours else 0.0,
         hours=len(hours),
         missing_hours=tuple(h for h in hours if h not in seen_hours),
     )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from velib_assets.defs import ingestion, jobs, marts, reports, serving, staging
+from velib_assets.defs import ingestion, jobs, marts, reports, serving, staging, stations
 from velib_assets.defs.resources import build_resources
 from velib_assets.defs.sensors import velib_snapshot_sensor
 
@@ -13,6 +13,8 @@ defs = dg.Definitions(
             ingestion.raw_station_snapshots,
             staging.station_reference,
             staging.clean_stations,
+            stations.stations,
+            stations.station_changes_asset,
             marts.station_occupancy,
             marts.district_occupancy,
             marts.critical_station_rankings,
@@ -21,7 +23,7 @@ defs = dg.Definitions(
         ]
     ),
     asset_checks=[ingestion.landing_freshness],
-    jobs=[jobs.hourly_snapshots_job, jobs.daily_rankings_job, jobs.serving_job, jobs.landing_checks_job],
+    jobs=[jobs.daily_chain_job, jobs.serving_job, jobs.landing_checks_job],
     sensors=[velib_snapshot_sensor],
     resources=build_resources(),
 )

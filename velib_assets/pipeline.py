@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,11 +18,10 @@ import dagster as dg
 from velib_assets import lake, landing, run_guard, settings, workers
 from velib_assets.definitions import defs
 from velib_assets.defs.ingestion import velib_landing
-from velib_assets.defs.jobs import daily_rankings_job, hourly_snapshots_job, serving_job
-from velib_assets.defs.partitions import hour_key
+from velib_assets.defs.jobs import daily_chain_job, serving_job
+from velib_assets.defs.partitions import started_day_key
 from velib_assets.defs.serving import DUCKDB_POOL, duckdb_views
 from velib_assets.defs.staging import REFERENCE
-from velib_assets.kpis.rankings import local_day_bounds
 from velib_assets.settings import data_dir
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -87,11 +86,13 @@ def instance_for_cli() -> dg.DagsterInstance:
 
 
 def report_landed(instance: dg.DagsterInstance, captures: list[landing.Capture]) -> None:
-    """Record imported captures as events of `velib_landing`, one per hour, as the sensor does."""
-    by_hour: dict[str, list[landing.Capture]] = {}
+    """Record imported captures as events of `velib_landing`, one per day partition."""
+    now = datetime.now(UTC)
+    by_day: dict[str, list[landing.Capture]] = {}
     for capture in captures:
-        by_hour.setdefault(hour_key(capture.capture_time), []).append(capture)
-    for key, landed in sorted(by_hour.items()):
+        if key := started_day_key(capture.capture_time, now):
+            by_day.setdefault(key, []).append(capture)
+    for key, landed in sorted(by_day.items()):
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 asset_key=velib_landing.key,
@@ -103,12 +104,6 @@ def report_landed(instance: dg.DagsterInstance, captures: list[landing.Capture])
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-
-
-def hour_range(first: date, last: date) -> tuple[str, str]:
-    start, _ = local_day_bounds(first)
-    _, end = local_day_bounds(last)
-    return hour_key(start), hour_key(end - timedelta(hours=1))
 
 
 def _execute(
@@ -143,7 +138,7 @@ def run_days(
     progress: Callable[[str], None] = print,
     views: bool = True,
 ) -> list[StageResult]:
-    """Hourly chain, then daily marts and reports, then the DuckDB views: one run each.
+    """The days' chain, raw to report, then the DuckDB views: one run each.
 
     Runs left in flight by a killed earlier process are failed first, so they hold nothing; the
     views stage claims the `duckdb_writer` pool before it starts (`run_guard.claim_pool`).
@@ -156,18 +151,13 @@ def run_days(
     stages: list[tuple[str, dg.JobDefinition | None, dict[str, str]]] = []
     if not (data_dir() / "lake" / REFERENCE / lake.PART_FILE).is_file():
         stages.append(("station_reference", None, {}))
-    stages += [
+    stages.append(
         (
-            "hourly chain " + " .. ".join(hour_range(first, last)),
-            defs.resolve_job_def(hourly_snapshots_job.name),
-            range_tags(*hour_range(first, last)),
-        ),
-        (
-            f"daily marts {first} .. {last}",
-            defs.resolve_job_def(daily_rankings_job.name),
+            f"days {first} .. {last}, raw to report",
+            defs.resolve_job_def(daily_chain_job.name),
             range_tags(first.isoformat(), last.isoformat()),
-        ),
-    ]
+        )
+    )
     if views:
         stages.append(("duckdb views", defs.resolve_job_def(serving_job.name), {}))
     results = []

@@ -118,9 +118,14 @@ def _changes(*names: str) -> pl.Expr:
 
 
 def clean_unique_keys(clean: pl.DataFrame) -> Verdict:
-    """Clean rows come sorted by key, so duplicates are neighbours; unsorted input is hashed instead."""
+    """Clean rows come sorted by key within each hour, so duplicates are neighbours; other input is
+    hashed instead (which takes a day's keys in memory once more)."""
     code, ts = pl.col("station_code"), pl.col("snapshot_ts")
-    in_order = ((code > code.shift(1)) | ((code == code.shift(1)) & (ts >= ts.shift(1)))).slice(1).all()
+    hour = ts.dt.truncate("1h")
+    same_hour_in_order = (hour == hour.shift(1)) & (
+        (code > code.shift(1)) | ((code == code.shift(1)) & (ts >= ts.shift(1)))
+    )
+    in_order = ((hour > hour.shift(1)) | same_hour_in_order).slice(1).all()
     if clean.height < 2:
         duplicates = 0
     elif clean.select(in_order).item():

@@ -22,29 +22,48 @@ from pathlib import Path
 
 import duckdb
 
-HOURLY = "date=*/hour=*/part.parquet"
+from velib_assets.kpis.clean import CLEAN_SCHEMA
+from velib_assets.kpis.stations import STATION_ATTRIBUTES
+
+HOURS = "day=*/*Z.parquet"
 DAILY = "day=*/part.parquet"
 
 LAKE_VIEWS: dict[str, tuple[str, str]] = {
-    "raw.raw_station_snapshots": ("raw_station_snapshots", HOURLY),
-    "staging.clean_stations": ("clean_stations", HOURLY),
-    "staging.clean_stations_quarantine": ("clean_stations_quarantine", HOURLY),
+    "raw.raw_station_snapshots": ("raw_station_snapshots", HOURS),
+    "staging.clean_station_minutes": ("clean_stations", DAILY),
+    "staging.clean_stations_quarantine": ("clean_stations_quarantine", DAILY),
     "staging.station_reference": ("station_reference", "part.parquet"),
-    "marts.station_occupancy": ("station_occupancy", HOURLY),
-    "marts.district_occupancy": ("district_occupancy", HOURLY),
+    "staging.stations": ("stations", "part.parquet"),
+    "staging.station_changes": ("station_changes", "part.parquet"),
+    "marts.station_occupancy": ("station_occupancy", DAILY),
+    "marts.district_occupancy": ("district_occupancy", DAILY),
     "marts.critical_station_rankings": ("critical_station_rankings", DAILY),
 }
 
+_CLEAN_COLUMNS = ", ".join(
+    f"s.{name}" if name in STATION_ATTRIBUTES else f"m.{name}" for name in CLEAN_SCHEMA
+)
 TOP_N = 10
-DERIVED_VIEWS: dict[str, tuple[str, str]] = {
+# Views over other views, created when every view they read exists.
+DERIVED_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
+    # The clean rows as they were before the station dimension: each minute row with the version of
+    # its station valid at that time. A left join: a row never disappears, even before `stations`
+    # is rebuilt for a day just cleaned (its attributes then read as NULL or as the current version).
+    "staging.clean_stations": (
+        ("staging.clean_station_minutes", "staging.stations"),
+        f"""SELECT {_CLEAN_COLUMNS}
+FROM staging.clean_station_minutes m
+LEFT JOIN staging.stations s ON s.station_code = m.station_code
+  AND m.snapshot_ts >= s.valid_from AND (s.valid_to IS NULL OR m.snapshot_ts < s.valid_to)""",
+    ),
     "marts.top_critical_stations": (
-        "marts.critical_station_rankings",
+        ("marts.critical_station_rankings",),
         f"""SELECT day, rank, station_code, name, district, critical_minutes, empty_minutes, full_minutes,
        longest_empty_streak_minutes, longest_full_streak_minutes
 FROM marts.critical_station_rankings WHERE rank <= {TOP_N} ORDER BY day, rank""",
     ),
     "marts.critical_stations_2h": (
-        "marts.station_occupancy",
+        ("marts.station_occupancy",),
         # The newest two hours in the lake, ranked like the daily rankings: the top 10 right now.
         # Sums are rounded to 1e-6 minutes, as in the rankings, so float noise cannot break ties.
         """WITH latest AS (SELECT max(hour_start) AS last_hour FROM marts.station_occupancy),
@@ -86,8 +105,8 @@ def build_views_sql(lake: Path) -> tuple[list[str], list[str], list[str]]:
             f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false, union_by_name = true)"
         )
         created.append(view)
-    for view, (source, sql) in DERIVED_VIEWS.items():
-        if source in created:
+    for view, (sources, sql) in DERIVED_VIEWS.items():
+        if all(name in created for name in sources):
             statements.append(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             created.append(view)
         else:

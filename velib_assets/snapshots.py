@@ -8,6 +8,7 @@ or three 5-minute exports in a row can be identical); a spell longer than MAX_GA
 stopped moving while it kept answering.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +23,16 @@ from velib_assets.sources.formats import CaptureParseError
 
 @dataclass(frozen=True)
 class Unchanged:
-    """The station data of the last capture parsed, and since when they have not changed."""
+    """A digest of the station data of the last capture parsed, and since when they have not changed
+    (small enough to keep beside an hour's file, so the next hour can be parsed alone)."""
 
-    content: pl.DataFrame
+    content: str
     since: datetime
+
+
+def content_digest(frame: pl.DataFrame) -> str:
+    """A digest of a capture's station rows (without its time), equal for equal rows in equal order."""
+    return hashlib.sha256(frame.hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
 
 
 @dataclass
@@ -80,8 +87,8 @@ def parse_window(
             continue
         if frame["source"][0] == "gbfs":
             frame = formats.with_station_information(frame, _information(root, capture, infos, cache))
-        content = frame.drop("snapshot_ts")
-        if previous is None or not content.equals(previous):
+        content = content_digest(frame.drop("snapshot_ts"))
+        if previous is None or content != previous:
             spell_start = capture.capture_time
         elif spell_start is not None:
             spell = (capture.capture_time - spell_start).total_seconds()

@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from velib_assets.kpis.clean import clean_snapshots
 from velib_assets.reference import load_bundled_reference
-from velib_assets.settings import PARIS, KpiThresholds
+from velib_assets.settings import KpiThresholds
 from velib_assets.sources import formats
 from velib_assets.sources.recorded import read_recorded
 
@@ -47,11 +47,6 @@ def clean_captures(*names: str) -> pl.DataFrame:
     """Clean rows of bundled exports, with the bundled station reference and default thresholds."""
     raw = pl.concat([raw_capture(name) for name in names])
     return clean_snapshots(raw, load_bundled_reference(), KpiThresholds()).clean
-
-
-def local_hour_key(moment: datetime) -> str:
-    """The hourly partition key of a moment, written independently of the project's partitions."""
-    return moment.astimezone(PARIS).strftime("%Y-%m-%d-%H:00")
 
 
 def make_dagster_home(path: Path) -> Path:

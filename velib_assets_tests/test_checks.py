@@ -1,5 +1,5 @@
 """The DESIGN §4 asset checks: each passes on real data and fails on crafted bad data, with the
-right severity and figures; hourly results merge as documented; a failing blocking check stops
+right severity and figures; the days of a run merge as documented; a failing blocking check stops
 the downstream asset inside a real Dagster run."""
 
 from datetime import UTC, date, datetime, timedelta
@@ -334,12 +334,12 @@ def test_raw_checks_fail_on_broken_and_empty_captures(tmp_path: Path) -> None:
     assert figures(empty_lists) == {"empty_station_lists": 1}
 
 
-# merging the hours of one run --------------------------------------------------------------------
-KEYS = ["2024-11-03-10:00", "2024-11-03-11:00", "2024-11-03-12:00", "2024-11-03-13:00"]
+# merging the days of one run ---------------------------------------------------------------------
+KEYS = ["2024-11-01", "2024-11-02", "2024-11-03", "2024-11-04"]
 
 
-def hours(*shares: float) -> list[list[quality.Verdict]]:
-    """Per hour: a stale-share check and a blocking duplicate check, as clean_stations yields them."""
+def days(*shares: float) -> list[list[quality.Verdict]]:
+    """Per day: a stale-share check and a blocking duplicate check, as clean_stations yields them."""
     return [
         [
             quality.Verdict("clean_stale_share", passed=s <= 0.1, severity=WARN, metadata={"share": s}),
@@ -351,41 +351,41 @@ def hours(*shares: float) -> list[list[quality.Verdict]]:
     ]
 
 
-def test_merge_hourly_passes_when_every_hour_passes() -> None:
-    merged = checks.merge_hourly(hours(0.01, 0.02, 0.03), KEYS[:3])
+def test_merge_partitions_passes_when_every_day_passes() -> None:
+    merged = checks.merge_partitions(days(0.01, 0.02, 0.03), KEYS[:3])
     assert [(m.check_name, m.passed, m.severity) for m in merged] == [
         ("clean_stale_share", True, dg.AssetCheckSeverity.WARN),
         ("clean_unique_keys", True, dg.AssetCheckSeverity.ERROR),
     ]
     assert figures(merged[0]) == {
         "share": 0.01,
-        "hours_checked": 3,
-        "hours_failed": 0,
+        "partitions_checked": 3,
+        "partitions_failed": 0,
         "shown_partition": KEYS[0],
         "failed_partitions": "none",
     }
 
 
-def test_merge_hourly_fails_on_one_hour_and_shows_the_first_failing_hour() -> None:
-    merged = checks.merge_hourly(hours(0.01, 0.2, 0.6, 0.05), KEYS)
+def test_merge_partitions_fails_on_one_day_and_shows_the_first_failing_day() -> None:
+    merged = checks.merge_partitions(days(0.01, 0.2, 0.6, 0.05), KEYS)
     stale, unique = merged
     assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert figures(stale) == {
         "share": 0.2,
-        "hours_checked": 4,
-        "hours_failed": 2,
+        "partitions_checked": 4,
+        "partitions_failed": 2,
         "shown_partition": KEYS[1],
         "failed_partitions": f"{KEYS[1]}, {KEYS[2]}",
     }
     assert (unique.passed, unique.severity) == (False, dg.AssetCheckSeverity.ERROR)
-    assert figures(unique)["shown_partition"] == KEYS[2] and figures(unique)["hours_failed"] == 1
+    assert figures(unique)["shown_partition"] == KEYS[2] and figures(unique)["partitions_failed"] == 1
 
 
-def test_merge_hourly_rejects_hours_with_different_checks() -> None:
-    ragged = hours(0.01, 0.02)
+def test_merge_partitions_rejects_days_with_different_checks() -> None:
+    ragged = days(0.01, 0.02)
     ragged[1].pop()
     with pytest.raises(ValueError):
-        checks.merge_hourly(ragged, KEYS[:2])
+        checks.merge_partitions(ragged, KEYS[:2])
 
 
 def test_report_turns_a_verdict_into_an_asset_check_result() -> None:
@@ -424,7 +424,7 @@ def test_blocking_check_failure_stops_downstream_asset_in_the_run(tmp_path: Path
         )
     )
     store = LakeResource(data_dir=str(tmp_path))
-    lake.write_parquet(raw, lake.hour_dir(store.lake, "raw_station_snapshots", HOUR[0]))
+    lake.write_parquet_file(raw, lake.hour_file(store.lake, "raw_station_snapshots", DAY, HOUR[0]))
     reference = load_bundled_reference()
     nowhere = pl.DataFrame(
         {
@@ -443,7 +443,7 @@ def test_blocking_check_failure_stops_downstream_asset_in_the_run(tmp_path: Path
 
     outcome = dg.materialize(
         [defs.get_assets_def("clean_stations"), defs.get_assets_def("station_occupancy")],
-        partition_key="2024-11-01-10:00",
+        partition_key=DAY.isoformat(),
         resources={"lake_store": store, "kpi": KpiResource()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -459,4 +459,4 @@ def test_blocking_check_failure_stops_downstream_asset_in_the_run(tmp_path: Path
     materialized = {e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events()}
     assert "clean_stations" in materialized
     assert "station_occupancy" not in materialized
-    assert not lake.hour_dir(store.lake, "station_occupancy", HOUR[0]).exists()
+    assert not lake.day_dir(store.lake, "station_occupancy", DAY).exists()

@@ -11,35 +11,40 @@ import pytest
 
 from velib_assets.columns import COLUMNS
 from velib_assets.definitions import defs
-from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA
+from velib_assets.kpis.clean import QUARANTINE_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
+from velib_assets.kpis.stations import CLEAN_MINUTE_SCHEMA, STATION_CHANGES_SCHEMA, STATIONS_SCHEMA
 from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
 from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env, make_dagster_home
 
-HOURLY, DAILY = "hourly", "daily"
+DAILY = "daily"
 
 # asset -> (deps, partitions, group, kinds)
 GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
-    "velib_landing": (set(), HOURLY, "ingestion", {"json", "file"}),
-    "raw_station_snapshots": ({"velib_landing"}, HOURLY, "ingestion", {"polars", "parquet"}),
+    "velib_landing": (set(), DAILY, "ingestion", {"json", "file"}),
+    "raw_station_snapshots": ({"velib_landing"}, DAILY, "ingestion", {"polars", "parquet"}),
     "station_reference": (set(), None, "staging", {"polars", "parquet"}),
     "clean_stations": (
         {"raw_station_snapshots", "station_reference"},
-        HOURLY,
+        DAILY,
         "staging",
         {"polars", "parquet"},
     ),
-    "clean_stations_quarantine": ({"raw_station_snapshots"}, HOURLY, "staging", {"polars", "parquet"}),
-    "station_occupancy": ({"clean_stations"}, HOURLY, "marts", {"polars", "parquet"}),
-    "district_occupancy": ({"station_occupancy"}, HOURLY, "marts", {"polars", "parquet"}),
+    "clean_stations_quarantine": ({"raw_station_snapshots"}, DAILY, "staging", {"polars", "parquet"}),
+    "station_occupancy": ({"clean_stations"}, DAILY, "marts", {"polars", "parquet"}),
+    "district_occupancy": ({"station_occupancy"}, DAILY, "marts", {"polars", "parquet"}),
     "critical_station_rankings": ({"station_occupancy"}, DAILY, "marts", {"polars", "parquet"}),
+    "stations": ({"clean_stations"}, None, "staging", {"polars", "parquet"}),
+    "station_changes": ({"stations"}, None, "staging", {"polars", "parquet"}),
     "duckdb_views": (
         {
             "raw_station_snapshots",
             "clean_stations",
             "clean_stations_quarantine",
             "station_reference",
+            "stations",
+            "station_changes",
             "station_occupancy",
             "district_occupancy",
             "critical_station_rankings",
@@ -58,7 +63,9 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
 LAKE_SCHEMAS = {
     "raw_station_snapshots": RAW_SCHEMA,
     "station_reference": REFERENCE_SCHEMA,
-    "clean_stations": CLEAN_SCHEMA,
+    "clean_stations": CLEAN_MINUTE_SCHEMA,
+    "stations": STATIONS_SCHEMA,
+    "station_changes": STATION_CHANGES_SCHEMA,
     "clean_stations_quarantine": QUARANTINE_SCHEMA,
     "station_occupancy": STATION_OCCUPANCY_SCHEMA,
     "district_occupancy": DISTRICT_OCCUPANCY_SCHEMA,
@@ -95,17 +102,20 @@ CHECKS = {
     ("critical_station_rankings", "rankings_day_coverage"): False,
 }
 JOBS = {
-    "hourly_snapshots_job": (
+    "daily_chain_job": (
         {
             "raw_station_snapshots",
             "clean_stations",
             "clean_stations_quarantine",
             "station_occupancy",
             "district_occupancy",
+            "critical_station_rankings",
+            "velib_report",
+            "stations",
+            "station_changes",
         },
-        HOURLY,
+        DAILY,
     ),
-    "daily_rankings_job": ({"critical_station_rankings", "velib_report"}, DAILY),
     "serving_job": ({"duckdb_views"}, None),
     "landing_checks_job": (set(), None),
 }
@@ -122,7 +132,7 @@ def cadence(partitions: dg.PartitionsDefinition | None) -> str | None:
         return None
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     assert partitions.timezone == "Europe/Paris"
-    return {dg.HourlyPartitionsDefinition: HOURLY, dg.DailyPartitionsDefinition: DAILY}[type(partitions)]
+    return {dg.DailyPartitionsDefinition: DAILY}[type(partitions)]
 
 
 def test_exact_asset_keys() -> None:
@@ -146,19 +156,39 @@ def test_landing_is_an_external_asset_fed_by_the_sensor() -> None:
     assert all(node(name).is_materializable for name in GRAPH if name != "velib_landing")
 
 
-def test_hourly_and_daily_partitions_share_one_start() -> None:
-    hourly = node("clean_stations").partitions_def
-    daily = node("critical_station_rankings").partitions_def
-    assert hourly.start == daily.start
-    assert hourly.get_partition_key_for_timestamp(daily.start.timestamp()).endswith("-00:00")
+def test_every_partitioned_asset_shares_the_daily_partitions() -> None:
+    partitioned = {node(name).partitions_def for name in GRAPH if GRAPH[name][1]}
+    assert len(partitioned) == 1
+    [daily] = partitioned
+    assert daily.start.hour == 0 and daily.start.minute == 0  # local midnight
+
+
+def test_without_an_end_today_is_a_partition(tmp_path: Path) -> None:
+    """The sensor refreshes today's partitions as its hours close: today must exist."""
+    script = (
+        "from datetime import datetime\n"
+        "from velib_assets.defs.partitions import daily_partitions as d\n"
+        "from velib_assets.settings import PARIS\n"
+        "print(d.get_last_partition_key() == datetime.now(PARIS).date().isoformat())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=child_env(tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
 
 
 def test_partitions_end_is_the_last_day_inclusive(tmp_path: Path) -> None:
     """Dagster's `end_date` is exclusive: VELIB_PARTITIONS_END names the last day, not the day after."""
     script = (
-        "from velib_assets.defs.partitions import daily_partitions as d, hourly_partitions as h\n"
-        "hours, days = h.get_partition_keys(), d.get_partition_keys()\n"
-        "print(hours[0], hours[-1], len(hours), days[0], days[-1], len(days))\n"
+        "from velib_assets.defs.partitions import daily_partitions as d\n"
+        "days = d.get_partition_keys()\n"
+        "print(days[0], days[-1], len(days))\n"
     )
     env = {
         **child_env(tmp_path / "data"),
@@ -169,10 +199,7 @@ def test_partitions_end_is_the_last_day_inclusive(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    # 2024-10-31 .. 2024-11-04 in Paris: 5 days of 24 hours (the clocks changed on 2024-10-27).
-    assert done.stdout.split() == [
-        "2024-10-31-00:00", "2024-11-04-23:00", "120", "2024-10-31", "2024-11-04", "5"
-    ]
+    assert done.stdout.split() == ["2024-10-31", "2024-11-04", "5"]
 
 
 @pytest.mark.parametrize("name", LAKE_SCHEMAS)

@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from velib_assets.defs.partitions import hour_key
+from velib_assets.days import hour_label
+from velib_assets.defs.partitions import day_key
 from velib_assets_tests.deploy_harness import (
     Deployment,
     DeploymentError,
@@ -32,12 +33,12 @@ pytestmark = pytest.mark.deploy
 
 DEFINITIONS_MODULE = "velib_assets.definitions"
 SENSOR = "velib_snapshot_sensor"
-HOURLY_JOB = "hourly_snapshots_job"
+CHAIN_JOB = "daily_chain_job"
 FEED_START = utc(2025, 10, 18, 9, 20)
 FEED_STEP = timedelta(minutes=1)
 LINEAGE = ["velib_landing", "raw_station_snapshots", "clean_stations", "station_occupancy",
            "critical_station_rankings"]
-HOURLY_CHAIN = {"raw_station_snapshots", "clean_stations", "station_occupancy"}
+CHAIN = {"raw_station_snapshots", "clean_stations", "station_occupancy", "critical_station_rankings"}
 INSTANCE_SETTINGS = """
 { instance {
     runLauncher { name }
@@ -66,9 +67,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, feed: FeedServer) -> It
 
 
 def sensor_runs(deployment: Deployment) -> list[RunRow]:
-    """Runs of the hourly chain launched by the sensor (retries carry the same tags)."""
+    """Runs of the day's chain launched by the sensor (retries carry the same tags)."""
     runs = deployment.runs()
-    return [r for r in runs if r.job_name == HOURLY_JOB and r.tags.get("dagster/sensor_name") == SENSOR]
+    return [r for r in runs if r.job_name == CHAIN_JOB and r.tags.get("dagster/sensor_name") == SENSOR]
 
 
 def wait_for_new_capture(deployment: Deployment, timeout_s: float) -> None:
@@ -88,21 +89,21 @@ def assert_landing_matches_feed(deployment: Deployment, feed: FeedServer) -> lis
     return landed
 
 
-def test_sensor_captures_land_and_the_daemon_runs_the_hourly_chain(deployment: Deployment, feed: FeedServer):
+def test_sensor_captures_land_and_the_daemon_refreshes_the_day(deployment: Deployment, feed: FeedServer):
     wait_for_new_capture(deployment, 60)
     feed.close_hour()
     first = deployment.wait_for(
         lambda: next((r for r in sensor_runs(deployment) if r.status == "SUCCESS"), None),
         150, "the first sensor-launched run to succeed",
     )
-    # The capture at 10:00 UTC closed the 09:00 UTC hour: one run for that partition, keyed by it.
-    assert first.partition == hour_key(FEED_START)
-    assert first.tags["dagster/run_key"] == first.partition
+    # The capture at 10:00 UTC closed the 09:00 UTC hour: one run of its day, keyed by day and hour.
+    assert first.partition == day_key(FEED_START)
+    assert first.tags["dagster/run_key"] == f"{first.partition}@{hour_label(FEED_START)}"
 
     events = deployment.event_types(first.run_id)  # run events keep their legacy PIPELINE_* names
     assert {"PIPELINE_ENQUEUED", "PIPELINE_START", "PIPELINE_SUCCESS"} <= set(events)
     materialized = deployment.materializations(first.run_id)
-    assert {(asset, first.partition) for asset in HOURLY_CHAIN} <= materialized
+    assert {(asset, first.partition) for asset in CHAIN} <= materialized
 
     landed = assert_landing_matches_feed(deployment, feed)
     assert landed[0] == int(FEED_START.timestamp())
@@ -181,8 +182,8 @@ def test_daemon_and_run_worker_killed_mid_run_recover(deployment: Deployment, fe
     assert deployment.sensor_cursor(SENSOR) != cursor_before
     landed = assert_landing_matches_feed(deployment, feed)
     assert landed == feed.served_times()
-    partitions = [r.partition for r in sensor_runs(deployment) if r.parent_run_id is None]
-    assert len(partitions) == len(set(partitions)), f"an hour was launched twice: {partitions}"
+    keys = [r.tags["dagster/run_key"] for r in sensor_runs(deployment) if r.parent_run_id is None]
+    assert len(keys) == len(set(keys)), f"an hour closing was launched twice: {keys}"
 
 
 def test_postgres_restart_under_a_running_daemon(deployment: Deployment, feed: FeedServer):
@@ -202,7 +203,7 @@ def test_postgres_restart_under_a_running_daemon(deployment: Deployment, feed: F
         ),
         180, "a sensor run launched and succeeded after the restart",
     )
-    assert {(asset, run.partition) for asset in HOURLY_CHAIN} <= deployment.materializations(run.run_id)
+    assert {(asset, run.partition) for asset in CHAIN} <= deployment.materializations(run.run_id)
     assert all(p.alive() for p in deployment.processes.values()), deployment.diagnostics()
     assert {"SENSOR", "QUEUED_RUN_COORDINATOR"} <= set(
         deployment.wait_for(deployment.daemons_healthy, 60, "the daemons to report healthy")

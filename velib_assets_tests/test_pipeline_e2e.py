@@ -24,7 +24,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from velib_assets import lake, landing
+from velib_assets import builds, lake
+from velib_assets.definitions import defs
+from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.importer import import_paths
 from velib_assets.kpis.clean import clean_snapshots
 from velib_assets.kpis.occupancy import station_occupancy
@@ -34,7 +36,6 @@ from velib_assets.schema import conform_raw
 from velib_assets.settings import PARIS, KpiThresholds
 from velib_assets_tests.analytics_fixtures import (
     child_env,
-    local_hour_key,
     make_dagster_home,
     run_child,
     sample_files,
@@ -43,14 +44,20 @@ from velib_assets_tests.analytics_fixtures import (
 FIRST, DAY = date(2024, 11, 3), date(2024, 11, 4)
 DAYS = (FIRST, DAY)
 EARLIEST = datetime(2024, 8, 1, tzinfo=UTC)
-HOURLY_ASSETS = (
+RANKINGS = "critical_station_rankings"
+DAILY_ASSETS = (
     "raw_station_snapshots",
     "clean_stations",
     "clean_stations_quarantine",
     "station_occupancy",
     "district_occupancy",
+    RANKINGS,
+    "velib_report",
 )
-RANKINGS = "critical_station_rankings"
+CHAIN = ("raw_station_snapshots", "clean_stations", "station_occupancy", "district_occupancy", RANKINGS)
+DAY_FILES = (
+    "clean_stations", "clean_stations_quarantine", "station_occupancy", "district_occupancy", RANKINGS
+)
 CHECKS = {
     "raw_station_snapshots": ("raw_parse_errors", "raw_empty_station_lists", "landing_coverage"),
     "clean_stations": (
@@ -87,17 +94,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), datetime.combine(day + timedelta(days=1), time(), PARIS).astimezone(UTC)
 
 
-def day_hour_keys(day: date) -> list[str]:
-    """The 24 local hours of a day without a clock change."""
-    return [f"{day}-{hour:02d}:00" for hour in range(24)]
-
-
-def hour_start(key: str) -> datetime:
-    return datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=PARIS).astimezone(UTC)
-
-
-def read_hour(root: Path, asset: str, key: str) -> pl.DataFrame:
-    return pl.read_parquet(lake.hour_dir(root, asset, hour_start(key)) / lake.PART_FILE)
+def read_day(root: Path, asset: str, day: date) -> pl.DataFrame:
+    return pl.read_parquet(lake.day_dir(root, asset, day) / lake.PART_FILE)
 
 
 def read_rankings(root: Path, day: date) -> pl.DataFrame:
@@ -129,8 +127,7 @@ def instance(backfill: Backfill):
 def test_stages_of_the_backfill(backfill: Backfill) -> None:
     assert [s["name"].split(" ")[0] for s in backfill.stages] == [
         "station_reference",
-        "hourly",
-        "daily",
+        "days",
         "duckdb",
     ]
     assert all(s["success"] for s in backfill.stages)
@@ -174,7 +171,7 @@ def test_report_written(backfill: Backfill) -> None:
 
 def test_duckdb_views_are_queryable(backfill: Backfill) -> None:
     ranking = read_rankings(backfill.lake, DAY)
-    clean_rows = sum(pl.read_parquet(p).height for p in (backfill.lake / "clean_stations").rglob("*.parquet"))
+    clean_rows = sum(read_day(backfill.lake, "clean_stations", day).height for day in DAYS)
     with duckdb.connect(str(backfill.data / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute(
             "SELECT count(*), min(rank), max(rank) FROM marts.critical_station_rankings WHERE day = ?", [DAY]
@@ -190,19 +187,26 @@ def test_duckdb_views_are_queryable(backfill: Backfill) -> None:
         # The newest capture is 20:15 Paris time, so the newest hour is 19:00-20:00 UTC.
         assert {row[1].astimezone(UTC) for row in recent} == {datetime(2024, 11, 4, 20, tzinfo=UTC)}
         assert [row[2] for row in recent] == sorted((row[2] for row in recent), reverse=True)
-        assert db.execute("SELECT count(*) FROM staging.clean_stations").fetchone()[0] == clean_rows > 0
+        assert db.execute("SELECT count(*) FROM staging.clean_stations").fetchall()[0][0] == clean_rows > 0
+        # The view joins the minute rows to the station version valid at each snapshot: the rows of
+        # before the station dimension, exactly.
+        query = "SELECT * FROM staging.clean_stations WHERE snapshot_ts >= ?"
+        joined = db.sql(query, params=[day_bounds(DAY)[0]]).pl().sort("station_code", "snapshot_ts")
+        joined = joined.with_columns(pl.col(pl.Datetime).dt.convert_time_zone("UTC"))
+        expected = builds.read_clean_day(backfill.lake, DAY).sort("station_code", "snapshot_ts")
+        assert_frame_equal(joined, expected, check_dtypes=False)
+        versions = db.sql("SELECT count(*), count(DISTINCT station_code) FROM staging.stations").fetchall()[0]
+        assert versions[0] >= versions[1] > 1400
+        assert db.execute("SELECT count(*) FROM staging.station_changes").fetchall()[0][0] >= 0
 
 
 def test_instance_holds_every_partition(backfill: Backfill, instance: dg.DagsterInstance) -> None:
-    hours = set(day_hour_keys(FIRST) + day_hour_keys(DAY))
-    for asset in HOURLY_ASSETS:
-        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == hours, asset
-    for asset in (RANKINGS, "velib_report"):
-        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {str(d) for d in DAYS}
-    for asset in ("station_reference", "duckdb_views"):
+    for asset in DAILY_ASSETS:
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {str(d) for d in DAYS}, asset
+    for asset in ("station_reference", "stations", "station_changes", "duckdb_views"):
         assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
-    hourly_runs = instance.get_runs(dg.RunsFilter(job_name="hourly_snapshots_job"))
-    assert [run.run_id for run in hourly_runs] == [backfill.run_id("hourly")]
+    chain_runs = instance.get_runs(dg.RunsFilter(job_name="daily_chain_job"))
+    assert [run.run_id for run in chain_runs] == [backfill.run_id("days")]
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, object]:
@@ -214,13 +218,14 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) ->
 
 
 def test_each_partition_shows_its_own_figures(backfill: Backfill, instance: dg.DagsterInstance) -> None:
-    """In one single-run backfill, a night hour without captures shows 0 rows, not the run's total,
-    and each day's rankings preview lists that day's stations only."""
-    night = local_hour_key(datetime.combine(DAY, time(3), tzinfo=PARIS))
-    busy = local_hour_key(datetime.combine(DAY, time(17), tzinfo=PARIS))
-    for asset in ("raw_station_snapshots", "clean_stations", "station_occupancy", "district_occupancy"):
-        assert latest_metadata(instance, asset, night)["dagster/row_count"] == 0, asset
-        assert latest_metadata(instance, asset, busy)["dagster/row_count"] > 0, asset
+    """In one single-run backfill, each day's materialization shows that day's figures, not the
+    run's total, and each day's rankings preview lists that day's stations only."""
+    for asset in DAY_FILES:
+        counts = [latest_metadata(instance, asset, str(day))["dagster/row_count"] for day in DAYS]
+        assert counts == [read_day(backfill.lake, asset, day).height for day in DAYS], asset
+    raw = [latest_metadata(instance, "raw_station_snapshots", str(day)) for day in DAYS]
+    assert [figures["captures"] for figures in raw] == [56, 60]
+    assert all(figures["provisional"] is False for figures in raw)
     for day in DAYS:
         figures = latest_metadata(instance, RANKINGS, str(day))
         assert figures["dagster/row_count"] == read_rankings(backfill.lake, day).height
@@ -233,9 +238,7 @@ def test_each_partition_shows_its_own_figures(backfill: Backfill, instance: dg.D
 def test_instance_holds_the_check_evaluations(backfill: Backfill, instance: dg.DagsterInstance) -> None:
     keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, names in CHECKS.items() for name in names]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    expected_run = {asset: backfill.run_id("hourly") for asset in CHECKS} | {
-        RANKINGS: backfill.run_id("daily")
-    }
+    expected_run = {asset: backfill.run_id("days") for asset in CHECKS}
     for key in keys:
         record = latest[key]
         evaluation = record.event.dagster_event.event_specific_data
@@ -246,7 +249,7 @@ def test_instance_holds_the_check_evaluations(backfill: Backfill, instance: dg.D
         if evaluation.blocking:
             assert evaluation.passed, key
         if key.asset_key == dg.AssetKey("clean_stations"):
-            assert evaluation.metadata["hours_checked"].value == 48, key
+            assert evaluation.metadata["partitions_checked"].value == 2, key
     # A 5-minute recording against 60 expected captures an hour, and night hours with none at all.
     coverage = latest[dg.AssetCheckKey(dg.AssetKey("raw_station_snapshots"), "landing_coverage")]
     coverage = coverage.event.dagster_event.event_specific_data
@@ -256,34 +259,57 @@ def test_instance_holds_the_check_evaluations(backfill: Backfill, instance: dg.D
 
 
 def test_single_run_backfill_matches_per_partition_runs(backfill: Backfill, tmp_path: Path) -> None:
-    """Per-partition runs, as the sensor requests them, for every hour that has captures (an hour
-    without any fails on purpose: it cannot be fetched after the fact), then each day."""
+    """One run per day, as the sensor's final builds request them, writes the same files."""
     data = tmp_path / "data"
     land_sample(data)
-    captures = landing.captures_in_window(data / "landing", day_bounds(FIRST)[0], day_bounds(DAY)[1])
-    keys = sorted({local_hour_key(c.capture_time) for c in captures})
-    named = sorted(
-        {
-            datetime.strptime(p.name[11:22], "%Y%m%d_%H").strftime("%Y-%m-%d-%H:00")
-            for p in sample_files(*DAYS)
-        }
-    )
-    assert keys == named and len(keys) == 16
-    runs = [f"hourly_snapshots_job:{key}" for key in keys] + [f"daily_rankings_job:{day}" for day in DAYS]
+    runs = [f"daily_chain_job:{day}" for day in DAYS]
     results, _ = run_child(["runs", "--ephemeral", *runs], data, make_dagster_home(tmp_path / "home"))
     assert [r["success"] for r in results] == [True] * len(runs)
 
-    for asset in HOURLY_ASSETS:
-        for key in day_hour_keys(FIRST) + day_hour_keys(DAY):
-            single = read_hour(backfill.lake, asset, key)
-            if key in keys:
-                assert_frame_equal(single, read_hour(data / "lake", asset, key))
-            else:
-                assert single.is_empty(), (asset, key)
-    quarantine = pl.concat(read_hour(data / "lake", "clean_stations_quarantine", key) for key in keys)
-    assert quarantine["reason"].value_counts().rows() == [("missing station_code", 2950)]
     for day in DAYS:
-        assert_frame_equal(read_rankings(backfill.lake, day), read_rankings(data / "lake", day))
+        for asset in DAY_FILES:
+            assert_frame_equal(read_day(backfill.lake, asset, day), read_day(data / "lake", asset, day))
+        roots = (data / "lake", backfill.lake)
+        spells = [lake.day_dir(root, "clean_stations", day) / builds.SPELLS_FILE for root in roots]
+        assert spells[0].read_bytes() == spells[1].read_bytes()
+        assert [p.read_bytes() for p in lake.hour_files(data / "lake", "raw_station_snapshots", day)] == [
+            p.read_bytes() for p in lake.hour_files(backfill.lake, "raw_station_snapshots", day)
+        ]
+    quarantine = pl.concat(read_day(data / "lake", "clean_stations_quarantine", day) for day in DAYS)
+    assert quarantine["reason"].value_counts().rows() == [("missing station_code", 2950)]
+
+
+def test_refreshing_today_hour_by_hour_ends_in_the_final_build(
+    backfill: Backfill, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor refreshes today as its hours close: each refresh parses only the new hours and is
+    provisional; the build once the day is over equals a backfill of the closed day, file for file."""
+    data = tmp_path / "data"
+    land_sample(data)
+    resources = {"lake_store": LakeResource(data_dir=str(data)), "kpi": KpiResource()}
+    assets = [defs.get_assets_def(name) for name in CHAIN]
+    refreshes = []
+    for local_now in (time(13, 0, 5), time(18, 0, 5), None):
+        after_the_day = day_bounds(DAY)[1] + timedelta(hours=1)
+        now = datetime.combine(DAY, local_now, PARIS) if local_now else after_the_day
+        monkeypatch.setattr("velib_assets.defs.checks.now_utc", lambda now=now: now.astimezone(UTC))
+        result = dg.materialize(assets, partition_key=str(DAY), resources=resources)
+        events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+        refreshes.append({
+            e.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in e.metadata.items()}
+            for e in events
+        })
+
+    first, second, final = refreshes
+    assert first["raw_station_snapshots"]["hours_parsed_this_run"] == 13  # 00:00 to 13:00
+    assert second["raw_station_snapshots"]["hours_parsed_this_run"] == 5  # 13:00 to 18:00 only
+    assert final["raw_station_snapshots"]["hours_parsed_this_run"] == 6
+    assert first[RANKINGS]["provisional"] is True
+    assert first[RANKINGS]["built_through"] == "2024-11-04T13:00+01:00"
+    assert second[RANKINGS]["hours_with_occupancy"] <= 18 and second[RANKINGS]["provisional"] is True
+    assert (final[RANKINGS]["provisional"], final[RANKINGS]["built_through"]) == (False, "end of day")
+    for asset in DAY_FILES:
+        assert_frame_equal(read_day(data / "lake", asset, DAY), read_day(backfill.lake, asset, DAY))
 
 
 # An independent implementation of DESIGN §3 in DuckDB SQL, from raw rows to the day's ranking.
@@ -361,12 +387,8 @@ ORDER BY rank
 
 def test_rankings_agree_with_independent_duckdb_sql(backfill: Backfill) -> None:
     start, end = day_bounds(DAY)
-    files = [
-        str(
-            lake.hour_dir(backfill.lake, "raw_station_snapshots", start + timedelta(hours=h)) / lake.PART_FILE
-        )
-        for h in range(24)
-    ]
+    files = [str(path) for path in lake.hour_files(backfill.lake, "raw_station_snapshots", DAY)]
+    assert len(files) == 24
     gap = timedelta(minutes=15)
     with duckdb.connect() as db:
         db.execute("SET TimeZone = 'UTC'").fetchall()
@@ -375,7 +397,7 @@ def test_rankings_agree_with_independent_duckdb_sql(backfill: Backfill) -> None:
         db.execute(TIMED_SQL, {"gap": gap}).fetchall()
         expected_clean = db.sql("SELECT * EXCLUDE (hour_start) FROM clean ORDER BY ALL").pl()
         expected = db.sql(RANK_SQL, params={"gap": gap}).pl()
-    actual_clean = pl.concat(read_hour(backfill.lake, "clean_stations", key) for key in day_hour_keys(DAY))
+    actual_clean = builds.read_clean_day(backfill.lake, DAY)
     # Metadata from the reference where 27 of the day's exports carry none; flags from the counts.
     assert actual_clean["name"].null_count() == expected_clean["name"].null_count() == 0
     assert_frame_equal(
@@ -488,19 +510,20 @@ def test_cli_rankings_for_a_day_without_data(backfill: Backfill, tmp_path: Path)
 
 def test_a_range_backfill_through_the_multiprocess_executor(tmp_path: Path) -> None:
     """What a backfill launched from the UI runs: Dagster's multiprocess executor puts each step in
-    its own process, and that process builds the range's hours in the worker pool, then exits."""
+    its own process, and that process builds the range's days in the worker pool, then exits."""
     data, home = tmp_path / "data", make_dagster_home(tmp_path / "home")
     land_sample(data)
-    hours = ("2024-11-04-10:00", "2024-11-04-11:00")
-    selection = ",".join(HOURLY_ASSETS)
+    days = (str(FIRST), str(DAY))
+    selection = ",".join((*CHAIN, "clean_stations_quarantine"))
     command = [
         str(Path(sys.executable).with_name("dagster")),
         *("asset", "materialize", "-m", "velib_assets.definitions"),
-        *("--select", selection, "--partition-range", "...".join(hours)),
+        *("--select", selection, "--partition-range", "...".join(days)),
     ]
     done = subprocess.run(command, env=child_env(data, home), capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Executing steps using multiprocess executor" in done.stderr
-    for key in hours:
-        assert read_hour(data / "lake", "clean_stations", key).height > 0
-        assert read_hour(data / "lake", "station_occupancy", key).height > 1000
+    for day in DAYS:
+        assert read_day(data / "lake", "clean_stations", day).height > 0
+        assert read_day(data / "lake", "station_occupancy", day).height > 1000
+        assert read_day(data / "lake", RANKINGS, day).height > 1000

@@ -1,8 +1,8 @@
-"""`raw_station_snapshots` materialized for real hours of the bundled sample, with Dagster's `materialize`."""
+"""`raw_station_snapshots` materialized for real days of the bundled sample, with Dagster's `materialize`."""
 
 import gzip
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,20 +10,25 @@ import polars as pl
 import pytest
 
 from velib_assets import lake, landing
+from velib_assets.days import day_hours, day_of
 from velib_assets.defs.ingestion import RAW, raw_station_snapshots
-from velib_assets.defs.partitions import hourly_partitions, utc_window
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.sources import formats
 
 from .conftest import SAMPLE
 
-OPENDATA_HOUR = "2024-11-03-17:00"  # Paris time; 16:00 UTC, 11 recorded exports
+OPENDATA_DAY = "2024-11-03"
+OPENDATA_HOUR = datetime(2024, 11, 3, 16, tzinfo=UTC)  # 17:00 in Paris, 11 recorded exports
 OPENDATA_FOLDER = "date=2024-11-03/hour=16"
-GBFS_HOUR = "2024-11-05-17:00"  # the minute series, 16:48 to 16:55 UTC
+GBFS_DAY = "2024-11-05"
+GBFS_HOUR = datetime(2024, 11, 5, 16, tzinfo=UTC)  # the minute series, 16:48 to 16:55 UTC
 GBFS_FOLDER = "date=2024-11-05/hour=16"
 STATUS_2024 = SAMPLE / "gbfs-2024-11" / "velib_station_status_2024-10-30_18-12-13.json"
-METADATA_KEYS = {"snapshots", "dagster/row_count", "distinct_stations", "bytes", "parse_errors", "preview"}
+METADATA_KEYS = {
+    "snapshots", "captures", "dagster/row_count", "distinct_stations", "bytes", "parse_errors", "preview",
+    "provisional", "hours_built", "hours_parsed_this_run",
+}
 
 
 def resources(data_dir: Path) -> dict[str, object]:
@@ -43,9 +48,8 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def lake_file(data_dir: Path, partition_key: str) -> Path:
-    start, _ = utc_window(hourly_partitions, partition_key)
-    return lake.hour_dir(data_dir / "lake", RAW, start) / lake.PART_FILE
+def lake_file(data_dir: Path, hour: datetime) -> Path:
+    return lake.hour_file(data_dir / "lake", RAW, day_of(hour), hour)
 
 
 def parsed_captures(folder: Path) -> list[pl.DataFrame]:
@@ -57,17 +61,18 @@ def parsed_captures(folder: Path) -> list[pl.DataFrame]:
     return frames
 
 
-def test_an_hour_of_opendata_exports(data_dir_with):
+def test_a_day_with_an_hour_of_opendata_exports(data_dir_with):
     data_dir = data_dir_with(OPENDATA_FOLDER)
     folder = data_dir / "landing" / "captures" / OPENDATA_FOLDER
     expected = parsed_captures(folder)
 
-    result = materialize(data_dir, OPENDATA_HOUR)
+    result = materialize(data_dir, OPENDATA_DAY)
 
     assert result.success
     meta = metadata(result)
     assert METADATA_KEYS <= meta.keys()
-    assert meta["snapshots"] == 11 and meta["parse_errors"] == 0
+    assert meta["snapshots"] == meta["captures"] == 11 and meta["parse_errors"] == 0
+    assert (meta["hours_built"], meta["hours_parsed_this_run"], meta["provisional"]) == (24, 24, False)
     assert meta["dagster/row_count"] == sum(f.height for f in expected)
     assert meta["distinct_stations"] == pl.concat(expected)["station_code"].n_unique()
     assert meta["bytes"] == sum(p.stat().st_size for p in folder.iterdir())
@@ -75,7 +80,11 @@ def test_an_hour_of_opendata_exports(data_dir_with):
     assert checks(result)["raw_parse_errors"].passed
 
     written = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
-    assert lake_file(data_dir, OPENDATA_HOUR).parent.name == "hour=16"
+    assert lake_file(data_dir, OPENDATA_HOUR).name == "2024-11-03T16Z.parquet"
+    assert lake_file(data_dir, OPENDATA_HOUR).parent.name == "day=2024-11-03"
+    hour_files = lake.hour_files(data_dir / "lake", RAW, date(2024, 11, 3))
+    other_hours = [f for f in hour_files if "T16Z" not in f.name]
+    assert len(other_hours) == 23 and all(pl.read_parquet(f).is_empty() for f in other_hours)
     assert written.schema == pl.Schema(RAW_SCHEMA)
     assert written.height == meta["dagster/row_count"]
     times = written["snapshot_ts"].unique().sort().to_list()
@@ -88,10 +97,10 @@ def test_an_hour_of_opendata_exports(data_dir_with):
     )
 
 
-def test_an_hour_of_gbfs_status_takes_metadata_from_station_information(data_dir_with):
+def test_gbfs_status_takes_metadata_from_station_information(data_dir_with):
     data_dir = data_dir_with(GBFS_FOLDER)
 
-    result = materialize(data_dir, GBFS_HOUR)
+    result = materialize(data_dir, GBFS_DAY)
 
     meta = metadata(result)
     assert (meta["snapshots"], meta["dagster/row_count"], meta["parse_errors"]) == (9, 9 * 1485, 0)
@@ -111,7 +120,7 @@ def test_a_corrupt_capture_is_listed_and_the_rest_materializes(data_dir_with):
     (folder / "20241103T165959Z.opendata-json.json.gz").write_bytes(stored[: len(stored) // 3])
     (folder / "20241103T165800Z.opendata-json.json").write_bytes(b"<html><body>502 Bad Gateway</body></html>")
 
-    result = materialize(data_dir, OPENDATA_HOUR)
+    result = materialize(data_dir, OPENDATA_DAY)
 
     assert result.success
     meta = metadata(result)
@@ -124,71 +133,70 @@ def test_a_corrupt_capture_is_listed_and_the_rest_materializes(data_dir_with):
     assert pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR)).height == good_rows
 
 
-def test_an_hour_where_nothing_parses_fails_with_the_reasons(tmp_path: Path):
-    key = "2024-11-04-10:00"
-    start, _ = utc_window(hourly_partitions, key)
+def test_a_day_where_nothing_parses_fails_with_the_reasons(tmp_path: Path):
+    start = datetime(2024, 11, 4, 9, tzinfo=UTC)
     root = tmp_path / "landing"
     landing.write_capture(root, start + timedelta(minutes=5), formats.OPENDATA_JSON, b"[]")
     landing.write_capture(root, start + timedelta(minutes=10), formats.OPENDATA_JSON, b"<!DOCTYPE html>")
 
-    with pytest.raises(dg.Failure, match=r"hour 2024-11-04-10:00: nothing parsed") as failed:
-        materialize(tmp_path, key)
+    with pytest.raises(dg.Failure, match=r"day 2024-11-04: nothing parsed") as failed:
+        materialize(tmp_path, "2024-11-04")
 
     message = str(failed.value)
     assert "20241104T090500Z.opendata-json.json: empty station list" in message
     assert "20241104T091000Z.opendata-json.json: HTML page, not JSON" in message
-    assert not lake_file(tmp_path, key).exists()
 
 
-def test_an_hour_never_captured_fails_clearly(tmp_path: Path):
+def test_a_day_never_captured_fails_clearly(tmp_path: Path):
     with pytest.raises(dg.Failure, match=r"no capture landed.*cannot be fetched after the fact"):
-        materialize(tmp_path, "2024-11-04-13:00")
+        materialize(tmp_path, "2024-11-04")
 
 
-def test_the_autumn_dst_day_has_25_hours_in_distinct_utc_folders():
-    keys = [k for k in hourly_partitions.get_partition_keys() if k.startswith("2024-10-27")]
-    folders = {lake.hour_dir(Path("lake"), RAW, utc_window(hourly_partitions, k)[0]) for k in keys}
-    assert len(keys) == 25
-    assert len(folders) == 25
-    assert utc_window(hourly_partitions, "2024-10-27-02:00")[0] == datetime(2024, 10, 27, 0, tzinfo=UTC)
-    assert utc_window(hourly_partitions, "2024-10-27-02:00+0100")[0] == datetime(2024, 10, 27, 1, tzinfo=UTC)
-    spring = [k for k in hourly_partitions.get_partition_keys() if k.startswith("2025-03-30")]
-    assert len(spring) == 23
+def test_dst_days_have_25_and_23_hours_in_distinct_utc_files():
+    autumn = day_hours(date(2024, 10, 27))
+    assert len(autumn) == 25
+    names = {lake.hour_file(Path("lake"), RAW, date(2024, 10, 27), h).name for h in autumn}
+    assert len(names) == 25
+    assert autumn[0] == datetime(2024, 10, 26, 22, tzinfo=UTC)
+    assert autumn[-1] == datetime(2024, 10, 27, 22, tzinfo=UTC)
+    assert len(day_hours(date(2025, 3, 30))) == 23
 
 
-def test_both_2am_hours_of_the_dst_change_materialize_separately(tmp_path: Path):
+def test_both_2am_hours_of_the_dst_change_land_in_their_own_files(tmp_path: Path):
     body = STATUS_2024.read_bytes()
     first, second = datetime(2024, 10, 27, 0, 30, tzinfo=UTC), datetime(2024, 10, 27, 1, 30, tzinfo=UTC)
     for when in (first, second):
         landing.write_capture(tmp_path / "landing", when, formats.GBFS_STATUS, body)
 
-    for key, when in (("2024-10-27-02:00", first), ("2024-10-27-02:00+0100", second)):
-        result = materialize(tmp_path, key)
-        assert metadata(result)["dagster/row_count"] == 1485
-        written = pl.read_parquet(lake_file(tmp_path, key))
+    result = materialize(tmp_path, "2024-10-27")
+
+    assert metadata(result)["dagster/row_count"] == 2 * 1485
+    for when in (first, second):
+        written = pl.read_parquet(lake.hour_file(tmp_path / "lake", RAW, date(2024, 10, 27), when))
         assert written["snapshot_ts"].unique().to_list() == [when]
 
-    hours = sorted(p.parent.name for p in (tmp_path / "lake" / RAW).rglob(lake.PART_FILE))
-    assert hours == ["hour=00", "hour=01"]
 
-
-def test_a_rerun_gives_identical_parquet(data_dir_with):
+def test_a_rerun_gives_identical_files_and_parses_nothing_again(data_dir_with):
     data_dir = data_dir_with(OPENDATA_FOLDER)
     path = lake_file(data_dir, OPENDATA_HOUR)
 
-    materialize(data_dir, OPENDATA_HOUR)
+    materialize(data_dir, OPENDATA_DAY)
     first_bytes, first_frame = path.read_bytes(), pl.read_parquet(path)
-    materialize(data_dir, OPENDATA_HOUR)
+    again = metadata(materialize(data_dir, OPENDATA_DAY))
 
+    assert again["hours_parsed_this_run"] == 0 and again["captures"] == 11
     assert pl.read_parquet(path).equals(first_frame)
     assert path.read_bytes() == first_bytes
-    assert [p.name for p in path.parent.iterdir()] == [lake.PART_FILE]
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert len(names) == 48 and not [n for n in names if n.endswith(".tmp")]
 
 
-def test_a_rerun_after_a_late_import_replaces_the_partition(data_dir_with):
+def test_a_rerun_after_a_late_import_parses_only_that_hour(data_dir_with):
     data_dir = data_dir_with(OPENDATA_FOLDER)
-    materialize(data_dir, OPENDATA_HOUR)
+    materialize(data_dir, OPENDATA_DAY)
     before = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
+    earlier = lake_file(data_dir, OPENDATA_HOUR - timedelta(hours=1))
+    earlier_written = earlier.stat().st_mtime_ns
     late = SAMPLE / "gbfs-2024-11" / "minute-series" / "velib_station_status_2024-11-05_16-48-41.jsonl"
     landing.write_capture(
         data_dir / "landing",
@@ -197,20 +205,48 @@ def test_a_rerun_after_a_late_import_replaces_the_partition(data_dir_with):
         late.read_bytes(),
     )
 
-    materialize(data_dir, OPENDATA_HOUR)
+    meta = metadata(materialize(data_dir, OPENDATA_DAY))
 
+    # The hour, and the (empty) hours after it to 23:00 UTC, which carry its last capture's spell on.
+    assert meta["hours_parsed_this_run"] == 7
+    assert earlier.stat().st_mtime_ns == earlier_written
     after = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
     assert after.height == before.height + 1485
     assert after.filter(pl.col("source") == "opendata").equals(before)
 
 
-def test_single_run_backfill_of_several_hours(data_dir_with):
-    """Each hour's materialization carries its own figures, not the run's: an hour without any
-    capture shows 0 rows (it showed the whole run's total before)."""
+def test_a_stale_sidecar_or_a_deleted_hour_file_is_parsed_again(data_dir_with):
+    data_dir = data_dir_with(OPENDATA_FOLDER)
+    materialize(data_dir, OPENDATA_DAY)
+    path = lake_file(data_dir, OPENDATA_HOUR)
+    expected = pl.read_parquet(path)
+    path.with_suffix(".json").write_text("{not json")
+    assert metadata(materialize(data_dir, OPENDATA_DAY))["hours_parsed_this_run"] >= 1
+    path.unlink()
+    assert metadata(materialize(data_dir, OPENDATA_DAY))["hours_parsed_this_run"] >= 1
+    assert pl.read_parquet(path).equals(expected)
+
+
+def test_today_is_built_on_its_closed_hours_and_marked_provisional(data_dir_with, monkeypatch):
+    """At 17:10 UTC only the hours before 17:00 exist; the running hour is not built half."""
+    data_dir = data_dir_with(OPENDATA_FOLDER, "date=2024-11-03/hour=17")
+    monkeypatch.setattr("velib_assets.defs.checks.now_utc", lambda: datetime(2024, 11, 3, 17, 10, tzinfo=UTC))
+
+    meta = metadata(materialize(data_dir, OPENDATA_DAY))
+
+    assert meta["provisional"] is True and meta["built_through"] == "2024-11-03T18:00+01:00"
+    assert meta["hours_built"] == 18 and meta["captures"] == 11  # 00:00-18:00 local, not 18:00's exports
+    files = lake.hour_files(data_dir / "lake", RAW, date(2024, 11, 3))
+    assert files[-1].name == "2024-11-03T16Z.parquet"
+
+
+def test_single_run_backfill_of_several_days(data_dir_with):
+    """Each day's materialization carries its own figures, not the run's: a day without any
+    capture shows 0 rows."""
     folders = ["date=2024-11-03/hour=15", OPENDATA_FOLDER, "date=2024-11-03/hour=17"]
     data_dir = data_dir_with(*folders)
-    captures = [len(list((data_dir / "landing" / "captures" / f).iterdir())) for f in folders]
-    keys = ["2024-11-03-16:00", "2024-11-03-17:00", "2024-11-03-18:00", "2024-11-03-19:00"]
+    captures = sum(len(list((data_dir / "landing" / "captures" / f).iterdir())) for f in folders)
+    keys = ["2024-11-02", "2024-11-03", "2024-11-04"]
 
     result = dg.materialize(
         [raw_station_snapshots],
@@ -220,18 +256,17 @@ def test_single_run_backfill_of_several_hours(data_dir_with):
 
     events = {e.partition: e.metadata for e in result.asset_materializations_for_node(RAW)}
     assert sorted(events) == keys
-    assert [events[key]["snapshots"].value for key in keys] == [*captures, 0]
+    assert [events[key]["captures"].value for key in keys] == [0, captures, 0]
     rows = [events[key]["dagster/row_count"].value for key in keys]
-    assert rows[-1] == 0 and all(r > 0 for r in rows[:-1])
-    assert [pl.read_parquet(lake_file(data_dir, key)).height for key in keys] == rows
-    assert events[keys[-1]]["preview"].value == "_no rows_"
-    assert {events[key]["run_hours"].value for key in keys} == {4}
+    assert rows[0] == rows[2] == 0 and rows[1] > 0
+    assert events[keys[0]]["preview"].value == "_no rows_"
+    assert {events[key]["run_days"].value for key in keys} == {3}
 
 
 def test_the_landing_is_never_modified(data_dir_with):
     data_dir = data_dir_with(OPENDATA_FOLDER)
     folder = data_dir / "landing" / "captures" / OPENDATA_FOLDER
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    materialize(data_dir, OPENDATA_HOUR)
+    materialize(data_dir, OPENDATA_DAY)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert all(gzip.decompress(body)[:1] == b"[" for body in before.values())

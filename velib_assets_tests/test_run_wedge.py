@@ -99,13 +99,12 @@ def started(home: Path, job: str) -> Callable[[], bool]:
 
 
 STAGES = {
-    "hourly chain": ("[1/", "hourly_snapshots_job"),
-    "daily marts": ("[2/", "daily_rankings_job"),
-    "duckdb views": ("[3/", "serving_job"),
+    "days chain": ("[1/", "daily_chain_job"),
+    "duckdb views": ("[2/", "serving_job"),
 }
 
 
-@pytest.mark.parametrize("stage", ["hourly chain", "daily marts", "duckdb views"])
+@pytest.mark.parametrize("stage", list(STAGES))
 def test_a_run_killed_at_any_stage_wedges_nothing(data: Path, tmp_path: Path, stage: str) -> None:
     home = make_dagster_home(tmp_path / "home")
     first = run_to_end(data, home)
@@ -136,8 +135,8 @@ def test_a_run_killed_at_any_stage_wedges_nothing(data: Path, tmp_path: Path, st
 def test_sigint_and_sigterm_stop_a_run_promptly(data: Path, tmp_path: Path, signum: int) -> None:
     home = make_dagster_home(tmp_path / "home")
     victim = start_run(data, home)
-    wait_for_line(victim, "[2/")  # the reference, then the hourly chain
-    wait_until(started(home, "hourly_snapshots_job"))
+    wait_for_line(victim, "[2/")  # the reference, then the days' chain
+    wait_until(started(home, "daily_chain_job"))
     workers = children(victim.pid)
     sent = time.monotonic()
     victim.send_signal(signum)

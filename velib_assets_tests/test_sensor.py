@@ -11,7 +11,7 @@ import pytest
 from werkzeug import Request, Response
 
 from velib_assets.capture import PollState
-from velib_assets.defs.jobs import daily_rankings_job, hourly_snapshots_job, landing_checks_job, serving_job
+from velib_assets.defs.jobs import daily_chain_job, landing_checks_job, serving_job
 from velib_assets.defs.resources import FeedResource, LakeResource
 from velib_assets.defs.sensors import velib_snapshot_sensor
 from velib_assets.settings import PARIS
@@ -99,16 +99,15 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=PARIS)
 
 
-def hourly_keys(result) -> list[str]:
-    return [r.run_key for r in result.run_requests if r.job_name == hourly_snapshots_job.name]
+def chain(requests) -> list[tuple[str, str]]:
+    return [(r.run_key, r.partition_key) for r in requests if r.job_name == daily_chain_job.name]
 
 
 def test_sensor_definition():
     assert velib_snapshot_sensor.minimum_interval_seconds == 60
     assert velib_snapshot_sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert {job.name for job in velib_snapshot_sensor.jobs} == {
-        hourly_snapshots_job.name,
-        daily_rankings_job.name,
+        daily_chain_job.name,
         serving_job.name,
         landing_checks_job.name,
     }
@@ -119,7 +118,7 @@ def test_evaluate_tick_gives_the_same_result_as_calling_the_sensor(feed, ticks):
     with dg.build_sensor_context(instance=ticks.instance, resources=ticks.resources) as context:
         data = velib_snapshot_sensor.evaluate_tick(context)
     assert data.run_requests == []
-    assert [event.partition for event in data.asset_events] == ["2025-10-18-11:00"]
+    assert [event.partition for event in data.asset_events] == ["2025-10-18"]
     assert PollState.from_json(data.cursor).feed_time == RECORDED.isoformat()
 
 
@@ -132,7 +131,7 @@ def test_first_capture_lands_and_reports_the_landing_without_a_run(feed, ticks):
     assert result.run_requests == []
     [event] = result.asset_events
     assert event.asset_key == dg.AssetKey("velib_landing")
-    assert event.partition == "2025-10-18-11:00"  # 09:09 UTC is 11:09 in Paris
+    assert event.partition == "2025-10-18"
     path = Path(event.metadata["path"].value)
     assert (
         path == ticks.data_dir / "landing/captures/date=2025-10-18/hour=09/20251018T090916Z.gbfs-status.json"
@@ -162,7 +161,7 @@ def test_unchanged_feed_is_skipped(feed, ticks):
     assert ticks.cursor == cursor
 
 
-def test_feed_time_in_a_later_hour_requests_the_closed_hour(feed, ticks):
+def test_feed_time_in_a_later_hour_refreshes_the_day_of_the_closed_hour(feed, ticks):
     feed.at(RECORDED)
     ticks()
     feed.at(RECORDED + timedelta(minutes=1))
@@ -173,12 +172,11 @@ def test_feed_time_in_a_later_hour_requests_the_closed_hour(feed, ticks):
 
     assert same_hour.run_requests == []
     assert isinstance(result, dg.SensorResult)
-    [hourly] = [r for r in result.run_requests if r.job_name == hourly_snapshots_job.name]
-    assert hourly.run_key == hourly.partition_key == "2025-10-18-11:00"
+    assert chain(result.run_requests) == [("2025-10-18@2025-10-18T09Z", "2025-10-18")]
     [check] = [r for r in result.run_requests if r.job_name == landing_checks_job.name]
-    assert check.run_key == "landing-check:2025-10-18-11:00"
+    assert check.run_key == "landing-check:2025-10-18T09Z"
     assert len(result.run_requests) == 2
-    assert [e.partition for e in result.asset_events] == ["2025-10-18-12:00"]
+    assert [e.partition for e in result.asset_events] == ["2025-10-18"]
     assert len(ticks.captures()) == 3
 
 
@@ -194,38 +192,36 @@ def test_ticks_across_midnight_and_the_autumn_dst_change(feed, ticks):
 
     run_keys = [r.run_key for r in requests]
     assert len(run_keys) == len(set(run_keys))
-    hourly = [r.partition_key for r in requests if r.job_name == hourly_snapshots_job.name]
-    assert hourly == [
-        "2024-10-26-21:00",
-        "2024-10-26-22:00",
-        "2024-10-26-23:00",
-        "2024-10-27-00:00",
-        "2024-10-27-01:00",
-        "2024-10-27-02:00",
-        "2024-10-27-02:00+0100",
-        "2024-10-27-03:00",
+    # One refresh per closed hour, of the hour's day; local 21:00 is 19:00 UTC, 02:00 comes twice.
+    assert chain(requests) == [
+        ("2024-10-26@2024-10-26T19Z", "2024-10-26"),
+        ("2024-10-26@2024-10-26T20Z", "2024-10-26"),
+        ("2024-10-26@2024-10-26T21Z", "2024-10-26"),  # requested once the day is over: its final build
+        ("2024-10-27@2024-10-26T22Z", "2024-10-27"),
+        ("2024-10-27@2024-10-26T23Z", "2024-10-27"),
+        ("2024-10-27@2024-10-27T00Z", "2024-10-27"),
+        ("2024-10-27@2024-10-27T01Z", "2024-10-27"),
+        ("2024-10-27@2024-10-27T02Z", "2024-10-27"),
     ]
-    daily = [r for r in requests if r.job_name == daily_rankings_job.name]
-    assert [(r.run_key, r.partition_key) for r in daily] == [("2024-10-26", "2024-10-26")]
-    assert run_keys.index("2024-10-26") > run_keys.index("2024-10-26-23:00")
+    assert run_keys.index("views:2024-10-26") > run_keys.index("2024-10-26@2024-10-26T21Z")
     assert [r.run_key for r in requests if r.job_name == serving_job.name] == ["views:2024-10-26"]
     assert ticks.state.ranked_through == "2024-10-26"
     assert len(ticks.captures()) == 17
 
 
-def test_a_feed_gap_over_midnight_still_ranks_the_finished_day(feed, ticks):
+def test_a_feed_gap_over_midnight_still_builds_the_finished_day(feed, ticks):
     """No capture in the 00:00 hour (feed down, sensor stopped): the day must still be ranked."""
     requests: list[dg.RunRequest] = []
     for when in ("2024-11-03T23:50:00", "2024-11-04T01:10:00", "2024-11-04T02:10:00", "2024-11-04T03:10:00"):
         feed.at(local(when))
         requests += ticks().run_requests
 
-    assert [r.partition_key for r in requests if r.job_name == hourly_snapshots_job.name] == [
-        "2024-11-03-23:00",
-        "2024-11-04-01:00",
-        "2024-11-04-02:00",
+    assert chain(requests) == [
+        ("2024-11-03@2024-11-03T22Z", "2024-11-03"),
+        ("2024-11-04@2024-11-04T00Z", "2024-11-04"),
+        ("2024-11-04@2024-11-04T01Z", "2024-11-04"),
     ]
-    assert [r.partition_key for r in requests if r.job_name == daily_rankings_job.name] == ["2024-11-03"]
+    assert [r.run_key for r in requests if r.job_name == serving_job.name] == ["views:2024-11-03"]
 
 
 def test_information_failure_still_lands_the_status(httpserver, gbfs_discovery, tmp_path: Path):

@@ -19,9 +19,10 @@ from werkzeug import Request, Response
 
 from velib_assets import landing
 from velib_assets.capture import PollState
+from velib_assets.days import hour_label
 from velib_assets.definitions import defs
-from velib_assets.defs.jobs import hourly_snapshots_job
-from velib_assets.defs.partitions import hour_key
+from velib_assets.defs.jobs import daily_chain_job
+from velib_assets.defs.partitions import day_key
 from velib_assets.defs.resources import FeedResource, LakeResource
 from velib_assets.defs.sensors import closing_requests, velib_snapshot_sensor
 from velib_assets.sources import formats
@@ -82,8 +83,8 @@ def status_requests(httpserver) -> int:
     return sum(request.path == "/station_status.json" for request, _ in httpserver.log)
 
 
-def hourly_requests(data) -> list[dg.RunRequest]:
-    return [r for r in data.run_requests if r.job_name == hourly_snapshots_job.name]
+def chain_requests(data) -> list[dg.RunRequest]:
+    return [r for r in data.run_requests if r.job_name == daily_chain_job.name]
 
 
 def resources(url: str, data_dir: Path, **feed: object) -> dict[str, object]:
@@ -158,7 +159,7 @@ def test_a_first_capture_before_the_partitions_start_does_not_stop_the_runs(feed
 
     [event] = first.asset_events
     assert "before the partitions start" in event.metadata["clock_anomaly"].value
-    assert event.partition == hour_key(now_s())  # landed under the fetch time, never 2020
+    assert event.partition == day_key(now_s())  # landed under the fetch time, never 2020
     assert not any("date=2020" in str(p) for p in ticks.captures())
     assert second.asset_events and third.asset_events
     for data in (first, second, third):
@@ -180,7 +181,7 @@ def test_a_feed_clock_seconds_ahead_at_an_hour_boundary_names_no_future_partitio
 
     [event] = data.asset_events
     assert event.metadata["capture_time"].value == ahead.isoformat()  # kept under its own time
-    assert event.partition == hour_key(datetime.now(UTC))  # the hour running here, not the next one
+    assert event.partition == day_key(datetime.now(UTC))  # the day running here, not the next one
     assert "clock_anomaly" not in event.metadata
     assert data.run_requests == []  # the running hour closes when this machine's clock leaves it
     assert datetime.fromisoformat(ticks.state.clock) <= now_s()
@@ -281,27 +282,27 @@ def set_bikes(bikes: int, document: dict) -> None:
     document["data"]["stations"][0]["num_bikes_available"] = bikes
 
 
-def test_captures_in_an_hour_already_closed_rerun_it_once_at_the_next_closing(feed, ticks):
+def test_captures_in_an_hour_already_closed_rerun_its_day_once_at_the_next_closing(feed, ticks):
     """A lagging feed clock that sticks once (landed under the fetch time, which closes its hour) and
-    then moves on lands later captures in the closed hour: the next hour closing re-runs it, once,
-    with all of them in it (a re-run per capture would be a run a minute)."""
-    hour = now_s().replace(minute=0, second=0) - timedelta(days=1)
+    then moves on lands later captures in the closed hour: the next hour closing re-runs its day,
+    once, with all of them in it (a re-run per capture would be a run a minute)."""
+    hour = now_s().replace(minute=0, second=0) - timedelta(days=2)
     serve(feed, status(at(hour + timedelta(minutes=50))))
     ticks()
     serve(feed, status(at(hour + timedelta(minutes=50)), one_bike_less))  # stuck: lands now, closes it
-    assert hour_key(hour) in {r.partition_key for r in hourly_requests(ticks())}
+    assert day_key(hour) in {r.partition_key for r in chain_requests(ticks())}
     for minute in (55, 56):
         serve(feed, status(at(hour + timedelta(minutes=minute))))
         late = ticks()
         assert not late.run_requests
         assert "re-run when the next hour closes" in late.asset_events[0].metadata["notes"].value
-    assert ticks.state.late_hours == (hour_key(hour),)
+    assert ticks.state.late_hours == (hour_label(hour),)
 
     closed = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     requests, state, _ = closing_requests(ticks.state, closed + timedelta(minutes=30), datetime.now(UTC))
     reruns = [r for r in requests if ":late:" in r.run_key]
     assert [(r.partition_key, r.run_key) for r in reruns] == [
-        (hour_key(hour), f"{hour_key(hour)}:late:{hour_key(closed)}")
+        (day_key(hour), f"{day_key(hour)}:late:{hour_label(closed)}")
     ]
     assert state.late_hours == ()
 
@@ -522,10 +523,10 @@ def test_a_hostile_feed_over_many_ticks(monkeypatch, httpserver, feed, ticks):
     assert ticks.state.clock_anomalies == 3  # 2030, backwards, the same time with other content
     skips = [r.skip_message.split(":")[0] for r in results if not r.asset_events]
     assert skips == ["feed unavailable", "the feed asked for a pause (Retry-After)", "feed unavailable"]
-    requested = {r.partition_key for data in results for r in hourly_requests(data)}
-    assert requested == {hour_key(base)}  # closed by the first fetch-time capture
+    requested = {r.partition_key for data in results for r in chain_requests(data)}
+    assert requested == {day_key(base)}  # closed by the first fetch-time capture
     # Captured later under their feed times, behind that clock: re-run at the next hour closing.
-    assert set(ticks.state.late_hours) == {hour_key(base + timedelta(minutes=m)) for m in (20, 70)}
+    assert set(ticks.state.late_hours) == {hour_label(base + timedelta(minutes=m)) for m in (20, 70)}
     run_keys = [r.run_key for data in results for r in data.run_requests]
     on_time = [key for key in run_keys if ":late:" not in key]
     assert len(on_time) == len(set(on_time))  # a closing hour is requested once

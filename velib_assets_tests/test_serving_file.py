@@ -20,7 +20,7 @@ def lake_root(tmp_path: Path) -> Path:
     root = tmp_path / "lake"
     hour = datetime(2024, 11, 3, 9, tzinfo=UTC)
     frame = pl.DataFrame([{"station_code": "16107", "hour_start": hour}], schema=STATION_OCCUPANCY_SCHEMA)
-    lake.write_parquet(frame, lake.hour_dir(root, "station_occupancy", hour))
+    lake.write_parquet(frame, lake.day_dir(root, "station_occupancy", hour.date()))
     return root
 
 

@@ -17,20 +17,20 @@ def report(verdict: Verdict) -> dg.AssetCheckResult:
     )
 
 
-def merge_hourly(per_hour: Sequence[Sequence[Verdict]], keys: Sequence[str]) -> list[dg.AssetCheckResult]:
-    """One result per check for a run over many hours: it passes when every hour passed, and shows
-    the first failing hour's figures and names the failing hours, so a month-long backfill never
+def merge_partitions(per_day: Sequence[Sequence[Verdict]], keys: Sequence[str]) -> list[dg.AssetCheckResult]:
+    """One result per check for a run over many days: it passes when every day passed, and shows
+    the first failing day's figures and names the failing days, so a month-long backfill never
     holds a month of rows to check it and an analyst knows which partition to open."""
     merged = []
-    for verdicts in zip(*per_hour, strict=True):
+    for verdicts in zip(*per_day, strict=True):
         failing = [(key, v) for key, v in zip(keys, verdicts, strict=True) if not v.passed]
         shown_key, shown = failing[0] if failing else (keys[0], verdicts[0])
         metadata = {
             **shown.metadata,
-            "hours_checked": len(verdicts),
-            "hours_failed": len(failing),
+            "partitions_checked": len(verdicts),
+            "partitions_failed": len(failing),
             "shown_partition": shown_key,
-            "failed_partitions": ", ".join(key for key, _ in failing[:24]) or "none",
+            "failed_partitions": ", ".join(key for key, _ in failing[:31]) or "none",
         }
         merged.append(report(Verdict(shown.check_name, not failing, shown.severity, metadata)))
     return merged

@@ -1,15 +1,19 @@
-"""Ingestion: the landing zone (an external asset fed by the sensor) and hourly raw snapshots."""
+"""Ingestion: the landing zone (an external asset fed by the sensor) and raw snapshots per day."""
+
+from datetime import date, datetime
+from functools import partial
 
 import dagster as dg
 
-from velib_assets import lake, landing, quality, snapshots
+from velib_assets import builds, landing, quality
 from velib_assets.builds import RAW
+from velib_assets.days import closed_through, day_hours, hour_label
 from velib_assets.defs import checks
-from velib_assets.defs.metadata import errors_table, markdown_table, spec_metadata
-from velib_assets.defs.partitions import hourly_partitions
+from velib_assets.defs.metadata import errors_table, markdown_table, provisional_metadata, spec_metadata
+from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import KpiResource, LakeResource
-from velib_assets.defs.windows import run_windows
 from velib_assets.schema import RAW_SCHEMA
+from velib_assets.workers import map_parallel
 
 OWNERS = ["team:velib-data"]
 
@@ -21,13 +25,15 @@ velib_landing = dg.AssetSpec(
         "were never captured cannot be fetched after the fact."
     ),
     group_name="ingestion",
-    partitions_def=hourly_partitions,
+    partitions_def=daily_partitions,
     kinds={"json", "file"},
     owners=OWNERS,
 )
 
 RAW_CHECKS = [
-    dg.AssetCheckSpec("raw_parse_errors", asset=RAW, description="Captures of the hour that did not parse."),
+    dg.AssetCheckSpec(
+        "raw_parse_errors", asset=RAW, description="Captures of the run's days that did not parse."
+    ),
     dg.AssetCheckSpec(
         "raw_empty_station_lists", asset=RAW, description="Captures with an empty station list."
     ),
@@ -43,7 +49,7 @@ RAW_CHECKS = [
 @dg.asset(
     name=RAW,
     deps=[velib_landing],
-    partitions_def=hourly_partitions,
+    partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="ingestion",
     kinds={"polars", "parquet"},
@@ -51,58 +57,70 @@ RAW_CHECKS = [
     check_specs=RAW_CHECKS,
     metadata=spec_metadata(RAW_SCHEMA),
     description=(
-        "Every station row of every capture of the hour, parsed into one schema (GBFS and Opendatasoft "
-        "alike), nothing dropped or fixed. A capture that does not parse is listed with its reason; the "
-        "hour fails only when nothing in it parses."
+        "Every station row of every capture of the day, parsed into one schema (GBFS and Opendatasoft "
+        "alike), nothing dropped or fixed, one file per hour. A refresh of today parses only the hours "
+        "whose captures changed. A capture that does not parse is listed with its reason; the day "
+        "fails only when nothing in it parses."
     ),
 )
 def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
-    windows = run_windows(context, hourly_partitions)
-    errors: list[tuple[str, str]] = []
-    per_hour: dict[str, int] = {}
-    frozen: dict[str, float] = {}
-    totals = {"captures": 0, "rows": 0}
-    tail: snapshots.Unchanged | None = None  # a frozen spell goes on across the run's hours
-    for window in windows:
-        parsed = snapshots.parse_window(lake_store.landing, window.start, window.end, tail)
-        tail = parsed.tail
-        if len(windows) == 1 and parsed.parsed == 0:
-            reasons = "; ".join(f"{n}: {r}" for n, r in parsed.errors[:5]) or "no capture landed"
-            raise dg.Failure(
-                f"hour {window.key}: nothing parsed ({reasons}). Hours that were never captured cannot be "
-                "fetched after the fact; import recorded files with `velib import` if you have them.",
-                metadata={"parse_errors": dg.MetadataValue.md(errors_table(parsed.errors))},
-            )
-        lake.write_parquet(parsed.frame, lake.hour_dir(lake_store.lake, RAW, window.start))
-        expected = kpi.expected_snapshots_per_hour
-        context.add_asset_metadata(hour_metadata(parsed, expected), partition_key=window.key)
-        errors.extend(parsed.errors)
-        per_hour[window.key] = parsed.captures
-        frozen[window.key] = parsed.longest_frozen_s
-        totals["captures"] += parsed.captures
-        totals["rows"] += parsed.frame.height
-    if totals["rows"] == 0:
-        raise dg.Failure(f"no capture parsed in {len(windows)} hours ({windows[0].key} .. {windows[-1].key})")
-    context.log.info(f"{totals['captures']} captures, {totals['rows']} rows, {len(errors)} parse errors")
-    yield dg.MaterializeResult(metadata={"run_hours": len(windows), "run_row_count": totals["rows"]})
-    yield checks.report(quality.raw_parse_errors(totals["captures"], errors))
+    now = checks.now_utc()
+    days = [(key, local_day(key)) for key in context.partition_keys]
+    build = partial(builds.raw_day, lake_store.lake, lake_store.landing, now)
+    built = map_parallel(build, [day for _, day in days])
+    if len(days) == 1 and built[0].parsed == 0:
+        key, raw = days[0][0], built[0]
+        reasons = "; ".join(f"{n}: {r}" for n, r in raw.errors[:5]) or "no capture landed"
+        raise dg.Failure(
+            f"day {key}: nothing parsed ({reasons}). Hours that were never captured cannot be "
+            "fetched after the fact; import recorded files with `velib import` if you have them.",
+            metadata={"parse_errors": dg.MetadataValue.md(errors_table(raw.errors))},
+        )
+    for (key, day), raw in zip(days, built, strict=True):
+        through = closed_through(day, now)
+        context.add_asset_metadata(day_metadata(raw, day, through, kpi.cadence_s), partition_key=key)
+    if sum(raw.rows for raw in built) == 0:
+        raise dg.Failure(f"no capture parsed in {len(days)} days ({days[0][0]} .. {days[-1][0]})")
+    captures, errors = sum(r.captures for r in built), [e for r in built for e in r.errors]
+    context.log.info(
+        f"{captures} captures, {sum(r.rows for r in built)} rows, {len(errors)} parse errors, "
+        f"{sum(r.reparsed for r in built)} hours parsed, the others unchanged since the last build"
+    )
+    yield dg.MaterializeResult(metadata={"run_days": len(days), "run_row_count": sum(r.rows for r in built)})
+    yield checks.report(quality.raw_parse_errors(captures, errors))
     yield checks.report(quality.raw_empty_station_lists(errors))
-    yield checks.report(quality.landing_coverage(per_hour, kpi.expected_snapshots_per_hour))
+    expected = kpi.expected_snapshots_per_hour
+    yield checks.report(quality.landing_coverage(_captures_per_hour(days, built), expected))
+    frozen = {key: raw.longest_frozen_s for (key, _), raw in zip(days, built, strict=True)}
     yield checks.report(quality.raw_frozen_feed(frozen, kpi.thresholds().max_gap))
 
 
-def hour_metadata(parsed: snapshots.WindowSnapshots, expected: int) -> dict[str, object]:
-    """What one hour's materialization shows in the UI: its own figures, never the run's totals."""
+def _captures_per_hour(days: list[tuple[str, date]], built: list[builds.RawDay]) -> dict[str, int]:
+    """Captures of every built hour, keyed by its UTC label."""
     return {
-        "dagster/row_count": parsed.frame.height,
-        "snapshots": parsed.parsed,
-        "capture_share": round(parsed.captures / expected, 4) if expected else 0.0,
-        "longest_unchanged_minutes": round(parsed.longest_frozen_s / 60, 1),
-        "distinct_stations": parsed.frame["station_code"].drop_nulls().n_unique(),
-        "bytes": parsed.bytes_read,
-        "parse_errors": len(parsed.errors),
-        "parse_error_details": dg.MetadataValue.md(errors_table(parsed.errors)),
-        "preview": dg.MetadataValue.md(markdown_table(parsed.frame.head(10))),
+        hour_label(hour): built_hour.captures
+        for (_, day), raw in zip(days, built, strict=True)
+        for hour, built_hour in zip(day_hours(day), raw.hours, strict=False)
+    }
+
+
+def day_metadata(raw: builds.RawDay, day: date, through: datetime, cadence_s: float) -> dict[str, object]:
+    """What one day's materialization shows in the UI: its own figures, never the run's totals."""
+    expected = round(len(raw.hours) * 3600 / cadence_s)
+    return {
+        "dagster/row_count": raw.rows,
+        "captures": raw.captures,
+        "snapshots": raw.parsed,
+        "capture_share": round(raw.captures / expected, 4) if expected else 0.0,
+        "hours_built": len(raw.hours),
+        "hours_parsed_this_run": raw.reparsed,
+        **provisional_metadata(day, through),
+        "longest_unchanged_minutes": round(raw.longest_frozen_s / 60, 1),
+        "distinct_stations": raw.stations,
+        "bytes": sum(h.bytes_read for h in raw.hours),
+        "parse_errors": len(raw.errors),
+        "parse_error_details": dg.MetadataValue.md(errors_table(raw.errors)),
+        "preview": dg.MetadataValue.md(markdown_table(raw.preview)),
     }
 
 

@@ -1,4 +1,4 @@
-"""Jobs the sensor launches: the hourly chain for a closed hour, the daily marts, the serving views."""
+"""Jobs the sensor launches: the day's chain (refreshed as hours close), the views, the landing check."""
 
 import dagster as dg
 
@@ -7,18 +7,24 @@ from velib_assets.defs.marts import critical_station_rankings, district_occupanc
 from velib_assets.defs.reports import velib_report
 from velib_assets.defs.serving import duckdb_views
 from velib_assets.defs.staging import clean_stations
+from velib_assets.defs.stations import station_changes_asset, stations
 
-hourly_snapshots_job = dg.define_asset_job(
-    "hourly_snapshots_job",
+daily_chain_job = dg.define_asset_job(
+    "daily_chain_job",
     selection=dg.AssetSelection.assets(
-        raw_station_snapshots, clean_stations, station_occupancy, district_occupancy
+        raw_station_snapshots,
+        clean_stations,
+        station_occupancy,
+        district_occupancy,
+        critical_station_rankings,
+        velib_report,
+        stations,
+        station_changes_asset,
     ),
-    description="Raw, clean and occupancy of one closed hour (what the sensor requests).",
-)
-daily_rankings_job = dg.define_asset_job(
-    "daily_rankings_job",
-    selection=dg.AssetSelection.assets(critical_station_rankings, velib_report),
-    description="Rankings and report of one local day, once its hours are in.",
+    description=(
+        "Raw to report for a range of local days, in one run: today's partitions as its hours close "
+        "(what the sensor requests), any range as a backfill. The station dimension is refolded at the end."
+    ),
 )
 serving_job = dg.define_asset_job(
     "serving_job",

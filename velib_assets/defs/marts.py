@@ -7,12 +7,13 @@ import polars as pl
 
 from velib_assets import builds, quality
 from velib_assets.builds import CLEAN, DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPANCY
+from velib_assets.days import closed_through
 from velib_assets.defs import checks
 from velib_assets.defs.ingestion import OWNERS
-from velib_assets.defs.metadata import markdown_table, spec_metadata
-from velib_assets.defs.partitions import daily_partitions, hourly_partitions, local_day
+from velib_assets.defs.metadata import markdown_table, provisional_metadata, spec_metadata
+from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import KpiResource, LakeResource
-from velib_assets.defs.windows import require_upstream, run_windows
+from velib_assets.defs.windows import require_upstream
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
 from velib_assets.workers import map_parallel
@@ -21,7 +22,7 @@ from velib_assets.workers import map_parallel
 @dg.asset(
     name=STATION_OCCUPANCY,
     deps=[CLEAN],
-    partitions_def=hourly_partitions,
+    partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="marts",
     kinds={"polars", "parquet"},
@@ -42,53 +43,62 @@ from velib_assets.workers import map_parallel
         ),
     ],
     description=(
-        "Per station and hour: minutes observed, in service, empty, full, nearly empty/full, with each "
+        "Per station and hour, one file per local day: minutes observed, in service, empty, full, "
+        "nearly empty/full, with each "
         "observation lasting until the next one, at most MAX_GAP, never past the hour (DESIGN §3); "
         "the longest empty and full streaks of the hour and those touching its first and last "
         "observation, from which the daily rankings chain whole-day streaks."
     ),
 )
 def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
-    windows = run_windows(context, hourly_partitions)
-    require_upstream(lake_store.lake, CLEAN, windows)
-    build = partial(builds.occupancy_hour, lake_store.lake, kpi.thresholds())
-    hours = map_parallel(build, windows)
-    for window, hour in zip(windows, hours, strict=True):
+    keys = context.partition_keys
+    days = [local_day(key) for key in keys]
+    require_upstream(lake_store.lake, CLEAN, days)
+    built = map_parallel(partial(builds.occupancy_day, lake_store.lake, kpi.thresholds()), days)
+    for key, day in zip(keys, built, strict=True):
         context.add_asset_metadata(
             {
-                "dagster/row_count": hour.height,
-                "empty_minutes": round(float(hour["empty_minutes"].sum()), 1),
-                "full_minutes": round(float(hour["full_minutes"].sum()), 1),
-                "observed_minutes": round(float(hour["observed_minutes"].sum()), 1),
-                "preview": dg.MetadataValue.md(markdown_table(hour)),
+                "dagster/row_count": day.height,
+                "stations": day["station_code"].n_unique(),
+                "hours": day["hour_start"].n_unique(),
+                "empty_minutes": round(float(day["empty_minutes"].sum()), 1),
+                "full_minutes": round(float(day["full_minutes"].sum()), 1),
+                "observed_minutes": round(float(day["observed_minutes"].sum()), 1),
+                "preview": dg.MetadataValue.md(markdown_table(day)),
             },
-            partition_key=window.key,
+            partition_key=key,
         )
-    occupancy = pl.concat(hours)
-    yield dg.MaterializeResult(metadata={"run_hours": len(hours)})
-    yield checks.report(quality.occupancy_minutes_in_range(occupancy))
-    yield checks.report(quality.occupancy_fill_rate_in_range(occupancy))
+    yield dg.MaterializeResult(metadata={"run_days": len(days)})
+    yield from checks.merge_partitions(
+        [
+            [quality.occupancy_minutes_in_range(day), quality.occupancy_fill_rate_in_range(day)]
+            for day in built
+        ],
+        keys,
+    )
 
 
 @dg.asset(
     name=DISTRICT_OCCUPANCY,
     deps=[STATION_OCCUPANCY],
-    partitions_def=hourly_partitions,
+    partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="marts",
     kinds={"polars", "parquet"},
     owners=OWNERS,
     metadata=spec_metadata(DISTRICT_OCCUPANCY_SCHEMA),
     description=(
-        "Per district (a Paris arrondissement such as 'Paris 16e', or a commune) and hour: the stations' "
+        "Per district (a Paris arrondissement such as 'Paris 16e', or a commune) and hour, one file per "
+        "local day: the stations' "
         "minute sums and station-weighted mean fill rate."
     ),
 )
 def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
-    windows = run_windows(context, hourly_partitions)
-    require_upstream(lake_store.lake, STATION_OCCUPANCY, windows)
-    hours = map_parallel(partial(builds.districts_hour, lake_store.lake), windows)
-    for window, districts in zip(windows, hours, strict=True):
+    keys = context.partition_keys
+    days = [local_day(key) for key in keys]
+    require_upstream(lake_store.lake, STATION_OCCUPANCY, days)
+    built = map_parallel(partial(builds.districts_day, lake_store.lake), days)
+    for key, districts in zip(keys, built, strict=True):
         context.add_asset_metadata(
             {
                 "dagster/row_count": districts.height,
@@ -97,9 +107,9 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
                     markdown_table(districts.sort("empty_minutes", descending=True))
                 ),
             },
-            partition_key=window.key,
+            partition_key=key,
         )
-    return dg.MaterializeResult(metadata={"run_hours": len(hours)})
+    return dg.MaterializeResult(metadata={"run_days": len(days)})
 
 
 @dg.asset(
@@ -127,30 +137,30 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
     description=(
         "Per local day, stations in service ranked by critical minutes (empty + full), then empty "
         "minutes, then code; with the longest empty and full streaks, chained across the day's hours. "
-        "Each day's materialization says how much of the day the collection saw."
+        "Each day's materialization says how much of the day the collection saw; today's is provisional "
+        "(refreshed as its hours close) until the day ends."
     ),
 )
 def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
     keys = context.partition_keys
     days = [local_day(key) for key in keys]
-    for day in days:
-        if outdated := builds.occupancy_without_streaks(lake_store.lake, day):
-            raise dg.Failure(
-                f"{outdated} was written before station_occupancy kept the hourly streaks the rankings "
-                f"chain: materialize station_occupancy for {day} again"
-            )
-    build = partial(builds.ranking_day, lake_store.lake, lake_store.landing, kpi.thresholds(), kpi.cadence_s)
+    require_upstream(lake_store.lake, STATION_OCCUPANCY, days)
+    now = checks.now_utc()
+    build = partial(
+        builds.ranking_day, lake_store.lake, lake_store.landing, kpi.thresholds(), kpi.cadence_s, now
+    )
     ranked = map_parallel(build, days)
-    for key, day in zip(keys, ranked, strict=True):
+    for key, day, ranking in zip(keys, days, ranked, strict=True):
         context.add_asset_metadata(
             {
-                "dagster/row_count": day.ranking.height,
-                "hours_with_occupancy": day.hours_with_occupancy,
-                **day.coverage.metadata(),
-                "top_10": dg.MetadataValue.md(markdown_table(day.ranking.filter(pl.col("rank") <= 10))),
+                "dagster/row_count": ranking.ranking.height,
+                **provisional_metadata(day, closed_through(day, now)),
+                "hours_with_occupancy": ranking.hours_with_occupancy,
+                **ranking.coverage.metadata(),
+                "top_10": dg.MetadataValue.md(markdown_table(ranking.ranking.filter(pl.col("rank") <= 10))),
             },
             partition_key=key,
         )
     yield dg.MaterializeResult(metadata={"run_days": len(ranked)})
-    yield checks.report(quality.rankings_contiguous(pl.concat([day.ranking for day in ranked])))
+    yield from checks.merge_partitions([[quality.rankings_contiguous(d.ranking)] for d in ranked], keys)
     yield checks.report(quality.rankings_day_coverage([d.coverage for d in ranked], kpi.min_day_coverage))

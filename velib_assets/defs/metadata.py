@@ -1,11 +1,14 @@
 """Metadata helpers: column schemas, row counts and Markdown previews the Dagster UI renders."""
 
 from collections.abc import Sequence
+from datetime import date, datetime
 
 import dagster as dg
 import polars as pl
 
 from velib_assets.columns import describe
+from velib_assets.days import is_provisional
+from velib_assets.settings import PARIS
 
 
 def column_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
@@ -37,3 +40,14 @@ def errors_table(errors: Sequence[tuple[str, str]], limit: int = 50) -> str:
 
 def spec_metadata(schema: dict[str, pl.DataType]) -> dict[str, object]:
     return {"dagster/column_schema": column_schema(schema)}
+
+
+def provisional_metadata(day: date, through: datetime) -> dict[str, object]:
+    """Whether the partition holds its whole day or today so far, and up to when (local time)."""
+    provisional = is_provisional(day, through)
+    return {
+        "provisional": provisional,
+        "built_through": (
+            through.astimezone(PARIS).isoformat(timespec="minutes") if provisional else "end of day"
+        ),
+    }

@@ -1,13 +1,15 @@
-"""Hourly and daily partitions in Europe/Paris (DST days have 23 or 25 hourly partitions).
+"""Daily partitions in Europe/Paris: DST days simply hold 23 or 25 hours.
 
 They run from `VELIB_PARTITIONS_START` to `VELIB_PARTITIONS_END` (both local days, inclusive), or, with
-no end set, to the latest closed hour and day. Dagster's `end_date` is exclusive: the day after the end.
+no end set, through today: the sensor refreshes today's partitions as its hours close (provisional
+until the day ends). Dagster's `end_date` is exclusive: the day after the end.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+from velib_assets.days import day_of
 from velib_assets.settings import (
     ENV_PARTITIONS_END,
     ENV_PARTITIONS_START,
@@ -35,40 +37,27 @@ def _end_date() -> str | None:
 
 
 END_DATE = _end_date()
-hourly_partitions = dg.HourlyPartitionsDefinition(
-    start_date=f"{partitions_start()}-00:00",
-    end_date=f"{END_DATE}-00:00" if END_DATE else None,
-    timezone=TIMEZONE,
-    fmt="%Y-%m-%d-%H:%M",
-)
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=partitions_start(), end_date=END_DATE, timezone=TIMEZONE
+    start_date=partitions_start(),
+    end_date=END_DATE,
+    timezone=TIMEZONE,
+    end_offset=0 if END_DATE else 1,  # without an end, today is a partition too
 )
-
-
-def hour_key(when: datetime) -> str:
-    """The hourly partition key of the hour that contains `when`."""
-    return hourly_partitions.get_partition_key_for_timestamp(when.timestamp())
-
-
-def started_hour_key(when: datetime, now: datetime) -> str | None:
-    """The key of `when`'s hour, or of the hour running at `now` if `when` is later (a feed clock a few
-    seconds ahead must not name an hour that has not started); None outside the partitions (before the
-    first one, or after `VELIB_PARTITIONS_END`)."""
-    moment = min(when, now)
-    if moment < hourly_partitions.start:
-        return None
-    end = hourly_partitions.end
-    return hour_key(moment) if end is None or moment < end else None
 
 
 def day_key(when: datetime) -> str:
-    return daily_partitions.get_partition_key_for_timestamp(when.timestamp())
+    return day_of(when).isoformat()
 
 
-def utc_window(partitions: dg.TimeWindowPartitionsDefinition, key: str) -> tuple[datetime, datetime]:
-    window = partitions.time_window_for_partition_key(key)
-    return window.start.astimezone(UTC), window.end.astimezone(UTC)
+def is_partition(day: str) -> bool:
+    return daily_partitions.has_partition_key(day)
+
+
+def started_day_key(when: datetime, now: datetime) -> str | None:
+    """The key of `when`'s day, or of today if `when` is later (a feed clock ahead must not name a
+    day that has not started); None outside the partitions (before the first day, after the end)."""
+    key = day_key(min(when, now))
+    return key if is_partition(key) else None
 
 
 def local_day(key: str) -> date:

@@ -1,12 +1,13 @@
-"""`velib_snapshot_sensor`: polls the live feed, lands each new capture, launches runs as hours close.
+"""`velib_snapshot_sensor`: polls the live feed, lands each new capture, refreshes today as hours close.
 
 Capturing in the sensor keeps minute-level history without minute-level runs; the landing zone keeps
 every capture even when runs fail. Hours close on the cursor's clock (the feed's own time, never past
-this machine's): the first capture of a new hour requests the previous hour's run (run key =
-partition key, so a tick never launches twice), and the first hour closed on a new local day
-requests the previous day's rankings and report. Hours that receive captures after they closed are
-re-run at the next hour closing. Whatever the feed sends, or fails to send, a tick never errors: it
-is a skip with its reason, or a capture with warnings in the tick's log and the landing event.
+this machine's): the first capture of a new hour requests a refresh of the previous hour's day, raw
+to report (run key = day and closed hour, so a tick never launches twice and no key repeats); the
+refresh requested once the clock has left a day is that day's final build. Days with hours that
+receive captures after they closed are re-run at the next hour closing. Whatever the feed sends, or
+fails to send, a tick never errors: it is a skip with its reason, or a capture with warnings in the
+tick's log and the landing event.
 """
 
 from dataclasses import replace
@@ -16,9 +17,10 @@ import dagster as dg
 
 from velib_assets import capture, settings
 from velib_assets.capture import PollOutcome, PollState
+from velib_assets.days import HOUR_LABEL, hour_label
 from velib_assets.defs.ingestion import velib_landing
-from velib_assets.defs.jobs import daily_rankings_job, hourly_snapshots_job, landing_checks_job, serving_job
-from velib_assets.defs.partitions import day_key, hour_key, hourly_partitions, started_hour_key
+from velib_assets.defs.jobs import daily_chain_job, landing_checks_job, serving_job
+from velib_assets.defs.partitions import day_key, is_partition, started_day_key
 from velib_assets.defs.resources import FeedResource, LakeResource
 from velib_assets.landing import Capture
 
@@ -26,63 +28,62 @@ from velib_assets.landing import Capture
 def closing_requests(
     state: PollState, previous: datetime | None, current: datetime
 ) -> tuple[list[dg.RunRequest], PollState, list[str]]:
-    """Run requests for the hour (and day) the clock left going from `previous` to `current`, and
-    re-runs of the closed hours that received late captures since; the state recording them, and a
-    note when that hour is no partition (this machine's clock is outside the partitions)."""
-    if previous is None or hour_key(previous) == hour_key(current):
+    """Run requests for the hour the clock left going from `previous` to `current`: a refresh of that
+    hour's day (its last hour's is the day's final build), and re-runs of the other days that
+    received late captures since; the state recording them, and a note when that day is no
+    partition (this machine's clock is outside the partitions)."""
+    if previous is None or hour_label(previous) == hour_label(current):
         return [], state, []
-    closed_hour = hour_key(previous)
-    if not hourly_partitions.has_partition_key(closed_hour):
-        return [], state, [f"hour {closed_hour} closed but is not a partition: no run requested"]
+    closed, day = hour_label(previous), day_key(previous)
+    if not is_partition(day):
+        return [], state, [f"hour {closed} of {day} closed but {day} is not a partition: no run requested"]
     requests = [
-        dg.RunRequest(run_key=closed_hour, job_name=hourly_snapshots_job.name, partition_key=closed_hour),
-        dg.RunRequest(run_key=f"landing-check:{closed_hour}", job_name=landing_checks_job.name),
-        *_reruns(state, closed_hour),
+        dg.RunRequest(run_key=f"{day}@{closed}", job_name=daily_chain_job.name, partition_key=day),
+        dg.RunRequest(run_key=f"landing-check:{closed}", job_name=landing_checks_job.name),
+        *_reruns(state, day, closed),
     ]
-    closed_day, finished = day_key(previous), state.last_closed_day
-    if finished and finished != closed_day and state.ranked_through != finished:
-        # An hour of a later day closed: every hourly run of `finished` has been requested.
-        requests += [
-            dg.RunRequest(run_key=finished, job_name=daily_rankings_job.name, partition_key=finished),
-            dg.RunRequest(run_key=f"views:{finished}", job_name=serving_job.name),
-        ]
-        state = replace(state, ranked_through=finished)
-    return requests, replace(state, last_closed_day=closed_day, late_hours=()), []
+    if day_key(current) != day and state.ranked_through != day:
+        # The clock left the day: the refresh above ran after its end, so it is the day's final build.
+        requests.append(dg.RunRequest(run_key=f"views:{day}", job_name=serving_job.name))
+        state = replace(state, ranked_through=day)
+    return requests, replace(state, last_closed_day=day, late_hours=()), []
 
 
-def _reruns(state: PollState, closed_hour: str) -> list[dg.RunRequest]:
-    """One re-run of each closed hour that received late captures, and of its day if already ranked,
-    keyed by the hour now closing: every late capture landed until now is in it, and no key repeats."""
-    requests, days = [], set()
-    for hour in state.late_hours:
-        tag = f"late:{closed_hour}"
-        requests.append(
-            dg.RunRequest(run_key=f"{hour}:{tag}", job_name=hourly_snapshots_job.name, partition_key=hour)
-        )
-        day = day_key(hourly_partitions.time_window_for_partition_key(hour).start)
-        if state.ranked_through is not None and day <= state.ranked_through and day not in days:
-            days.add(day)
-            requests += [
-                dg.RunRequest(run_key=f"{day}:{tag}", job_name=daily_rankings_job.name, partition_key=day),
-                dg.RunRequest(run_key=f"views:{day}:{tag}", job_name=serving_job.name),
-            ]
-    return requests
+def _reruns(state: PollState, refreshed: str, closed: str) -> list[dg.RunRequest]:
+    """One re-run of each other day with an hour that received late captures, keyed by the hour now
+    closing: every late capture landed until now is in it (the raw build re-parses only the hours
+    whose captures changed), and no key repeats."""
+    days = sorted({day for hour in state.late_hours if (day := _day_of(hour))})
+    return [
+        dg.RunRequest(run_key=f"{day}:late:{closed}", job_name=daily_chain_job.name, partition_key=day)
+        for day in days
+        if day != refreshed
+    ]
+
+
+def _day_of(hour: str) -> str | None:
+    """The day of a late hour's label; None for a label of the hourly cursor older versions kept
+    (`velib rebuild`, run once at the upgrade, rebuilds those days anyway)."""
+    try:
+        return day_key(datetime.strptime(hour, HOUR_LABEL).replace(tzinfo=UTC))
+    except ValueError:
+        return None
 
 
 def with_late_hour(state: PollState, landed: Capture) -> tuple[PollState, list[str]]:
-    """Remember a capture landed in an hour the clock had closed, so the next closing re-runs it.
+    """Remember a capture landed in an hour the clock had closed, so the next closing re-runs its day.
 
     It happens when a lagging feed clock moves on after captures landed under their fetch time
     (which moved the clock), or when this machine's clock stepped back. Batched per closing, a
     feed whose every capture is late costs one re-run an hour, not one a tick."""
     clock, when = state.clock_time, landed.capture_time
-    if clock is None or when >= clock or hour_key(when) == hour_key(clock):
+    if clock is None or when >= clock or hour_label(when) == hour_label(clock):
         return state, []
-    hour = hour_key(when)
-    if not hourly_partitions.has_partition_key(hour):
-        return state, [f"capture of {when} is in hour {hour}, which is not a partition: no run requested"]
+    hour, day = hour_label(when), day_key(when)
+    if not is_partition(day):
+        return state, [f"capture of {when} is in {day}, which is not a partition: no run requested"]
     late = state.late_hours if hour in state.late_hours else (*state.late_hours, hour)
-    note = f"capture of {when} landed in the closed hour {hour}: re-run when the next hour closes"
+    note = f"capture of {when} landed in the closed hour {hour}: {day} is re-run when the next hour closes"
     return replace(state, late_hours=late), [note]
 
 
@@ -129,7 +130,7 @@ def landing_event(
     name="velib_snapshot_sensor",
     minimum_interval_seconds=settings.poll_interval_seconds(),
     default_status=dg.DefaultSensorStatus.STOPPED,
-    jobs=[hourly_snapshots_job, daily_rankings_job, serving_job, landing_checks_job],
+    jobs=[daily_chain_job, serving_job, landing_checks_job],
     description="Polls the Vélib' feed, lands new captures verbatim, and requests runs as hours close.",
 )
 def velib_snapshot_sensor(context: dg.SensorEvaluationContext, feed: FeedResource, lake_store: LakeResource):
@@ -151,7 +152,7 @@ def _captured(
     notes: list[str],
 ) -> dg.SensorResult:
     """The landing event of a capture and the runs it calls for: the hour the clock left, or a late hour."""
-    partition = started_hour_key(landed.capture_time, datetime.now(UTC))
+    partition = started_day_key(landed.capture_time, datetime.now(UTC))
     if partition is None:
         notes = [*notes, f"capture time {landed.capture_time} is outside the partitions: no partition"]
     clock = outcome.state.clock_time or landed.capture_time

@@ -9,13 +9,17 @@ from velib_assets.defs.ingestion import OWNERS, RAW
 from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPANCY
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import CLEAN, QUARANTINE, REFERENCE
+from velib_assets.defs.stations import STATION_CHANGES, STATIONS
 from velib_assets.serving import ServingFileError, publish_views
 
 DUCKDB_POOL = "duckdb_writer"
 
 
 @dg.asset(
-    deps=[RAW, CLEAN, QUARANTINE, REFERENCE, STATION_OCCUPANCY, DISTRICT_OCCUPANCY, RANKINGS],
+    deps=[
+        RAW, CLEAN, QUARANTINE, REFERENCE, STATIONS, STATION_CHANGES, STATION_OCCUPANCY, DISTRICT_OCCUPANCY,
+        RANKINGS,
+    ],
     group_name="reports",
     kinds={"duckdb"},
     owners=OWNERS,

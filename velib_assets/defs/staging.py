@@ -10,10 +10,11 @@ from velib_assets.builds import CLEAN, QUARANTINE, RAW
 from velib_assets.defs import checks
 from velib_assets.defs.ingestion import OWNERS, raw_station_snapshots
 from velib_assets.defs.metadata import markdown_table, spec_metadata
-from velib_assets.defs.partitions import hourly_partitions
+from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import FeedResource, KpiResource, LakeResource
-from velib_assets.defs.windows import require_upstream, run_windows
-from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA
+from velib_assets.defs.windows import require_upstream
+from velib_assets.kpis.clean import QUARANTINE_SCHEMA
+from velib_assets.kpis.stations import CLEAN_MINUTE_SCHEMA
 from velib_assets.reference import build_reference, load_bundled_reference
 from velib_assets.schema import REFERENCE_SCHEMA
 from velib_assets.sources import formats
@@ -141,11 +142,13 @@ CLEAN_CHECKS = [
             CLEAN,
             deps=[raw_station_snapshots, REFERENCE],
             description=(
-                "One row per (station_code, snapshot_ts) with capture-time keys, reference metadata, "
+                "One row per (station_code, snapshot_ts) with what changes every minute: counts, "
                 "staleness, `in_service`, `status`, fill rate and empty/full flags (DESIGN §3). "
-                "Capacity mismatches are kept and flagged."
+                "Capacity mismatches are kept and flagged. The station's name, position, capacity, "
+                "commune and arrondissement are in `stations`; the DuckDB view `staging.clean_stations` "
+                "joins them back."
             ),
-            metadata=spec_metadata(CLEAN_SCHEMA),
+            metadata=spec_metadata(CLEAN_MINUTE_SCHEMA),
             kinds={"polars", "parquet"},
             owners=OWNERS,
             group_name="staging",
@@ -163,32 +166,34 @@ CLEAN_CHECKS = [
             group_name="staging",
         ),
     ],
-    partitions_def=hourly_partitions,
+    partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=CLEAN_CHECKS,
     can_subset=False,
 )
 def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
-    windows = run_windows(context, hourly_partitions)
-    require_upstream(lake_store.lake, RAW, windows)
-    build = partial(builds.clean_hour, lake_store.lake, read_reference(lake_store), kpi.thresholds())
-    hours = map_parallel(build, windows)
-    for window, hour in zip(windows, hours, strict=True):
+    keys = context.partition_keys
+    days = [local_day(key) for key in keys]
+    require_upstream(lake_store.lake, RAW, days)
+    build = partial(builds.clean_day, lake_store.lake, read_reference(lake_store), kpi.thresholds())
+    cleaned = map_parallel(build, days)
+    for key, day in zip(keys, cleaned, strict=True):
         context.add_asset_metadata(
             {
-                "dagster/row_count": hour.rows,
-                "distinct_stations": len(hour.stations),
-                "in_service_share": round(hour.in_service / hour.rows, 4) if hour.rows else 0.0,
-                "preview": dg.MetadataValue.md(markdown_table(hour.preview)),
+                "dagster/row_count": day.rows,
+                "distinct_stations": day.stations,
+                "station_versions": day.versions,
+                "in_service_share": round(day.in_service / day.rows, 4) if day.rows else 0.0,
+                "preview": dg.MetadataValue.md(markdown_table(day.preview)),
             },
             asset_key=CLEAN,
-            partition_key=window.key,
+            partition_key=key,
         )
         context.add_asset_metadata(
-            {"dagster/row_count": sum(hour.reasons.values()), "reasons": dg.MetadataValue.json(hour.reasons)},
+            {"dagster/row_count": sum(day.reasons.values()), "reasons": dg.MetadataValue.json(day.reasons)},
             asset_key=QUARANTINE,
-            partition_key=window.key,
+            partition_key=key,
         )
-    yield dg.MaterializeResult(asset_key=CLEAN, metadata={"run_hours": len(hours)})
-    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"run_hours": len(hours)})
-    yield from checks.merge_hourly([h.verdicts for h in hours], [w.key for w in windows])
+    yield dg.MaterializeResult(asset_key=CLEAN, metadata={"run_days": len(days)})
+    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"run_days": len(days)})
+    yield from checks.merge_partitions([d.verdicts for d in cleaned], keys)
