@@ -1,10 +1,10 @@
 """What Dagster's own bookkeeping costs the benchmark's backfill, with no data work at all.
 
-The project's derived assets (same keys, hourly and daily partitions, backfill policies and check
-specs) with bodies that only report their materializations and passing checks, run as the same two
-single-run backfills over the same range as `benchmarks.project`. Dagster records one planned and
-one materialization event per asset and partition, so this is the floor under the project's figure
-that no pipeline code can remove. `--instance` picks the storage that records them: `memory` (as
+The project's derived assets (same keys, daily partitions, backfill policies and check specs) with
+bodies that only report their materializations and passing checks, run as the same single-run
+backfill over the same range as `benchmarks.project`. Dagster records one planned and one
+materialization event per asset and partition, so this is the floor under the project's figure that
+no pipeline code can remove. `--instance` picks the storage that records them: `memory` (as
 `benchmarks.project`), `sqlite` (a fresh local DAGSTER_HOME, as `velib run` and `dagster dev`) or
 `postgres` (a fresh database on the server DAGSTER_POSTGRES_* name, as in production; dropped after).
 The clock starts once the instance and its tables exist.
@@ -27,7 +27,9 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 
-from benchmarks.project import DAILY_ASSETS, HOURLY_ASSETS
+from benchmarks.project import DERIVED_ASSETS, QUARANTINE
+
+FLOOR_JOB = "floor_derived"
 
 
 def _noop(assets_def: dg.AssetsDefinition) -> dg.AssetsDefinition:
@@ -53,14 +55,10 @@ def _noop(assets_def: dg.AssetsDefinition) -> dg.AssetsDefinition:
 def floor_definitions() -> dg.Definitions:
     from velib_assets.definitions import defs
 
-    originals = {defs.get_assets_def(key).node_def.name: defs.get_assets_def(key)
-                 for key in (*HOURLY_ASSETS, *DAILY_ASSETS)}
+    originals = {defs.get_assets_def(key).node_def.name: defs.get_assets_def(key) for key in DERIVED_ASSETS}
     return dg.Definitions(
         assets=[_noop(assets_def) for assets_def in originals.values()],
-        jobs=[
-            dg.define_asset_job("floor_hourly", selection=[*HOURLY_ASSETS, "clean_stations_quarantine"]),
-            dg.define_asset_job("floor_daily", selection=list(DAILY_ASSETS)),
-        ],
+        jobs=[dg.define_asset_job(FLOOR_JOB, selection=[*DERIVED_ASSETS, QUARANTINE])],
     )
 
 
@@ -108,7 +106,7 @@ def instance_of(kind: str) -> Iterator[dg.DagsterInstance]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from velib_assets.pipeline import QUIET, hour_range, range_tags
+    from velib_assets.pipeline import QUIET, range_tags
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--start", type=date.fromisoformat, required=True)
@@ -121,13 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     definitions = floor_definitions()
     with instance_of(args.instance) as instance:
         began = time.perf_counter()
-        for job_name, tags in (
-            ("floor_hourly", range_tags(*hour_range(first, last))),
-            ("floor_daily", range_tags(first.isoformat(), last.isoformat())),
-        ):
-            definitions.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags=tags, run_config=QUIET, raise_on_error=True
-            )
+        definitions.resolve_job_def(FLOOR_JOB).execute_in_process(
+            instance=instance,
+            tags=range_tags(first.isoformat(), last.isoformat()),
+            run_config=QUIET,
+            raise_on_error=True,
+        )
         wall = time.perf_counter() - began
     sys.stdout.write(json.dumps({"wall_s": round(wall, 3)}) + "\n")
 

@@ -8,10 +8,11 @@ their observed rates: closed stations, maintenance spells, stale stations frozen
 bikes + docks off capacity, captures with null metadata, rows without a code, missed captures and
 the odd sensor outage longer than MAX_GAP.
 
-Output: one Parquet file per UTC hour under `<root>/lake/raw_station_snapshots/`, in RAW_SCHEMA,
-exactly as the `raw_station_snapshots` asset writes them, so the transform benchmarks read the lake.
-Every local day is drawn from its own seed, so any day range is reproducible on its own and days
-are generated in parallel.
+Output: one Parquet file per UTC hour in its local day's folder under
+`<root>/lake/raw_station_snapshots/day=YYYY-MM-DD/`, in RAW_SCHEMA, where and how the
+`raw_station_snapshots` asset writes them (without the asset's JSON sidecars), so the transform
+benchmarks start from the lake. Every local day is drawn from its own seed, so any day range is
+reproducible on its own and days are generated in parallel.
 """
 
 import argparse
@@ -34,7 +35,8 @@ from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import PARIS
 
 RAW_ASSET = "raw_station_snapshots"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+"""2: raw hour files in per-day folders (`day=YYYY-MM-DD/<UTC hour>Z.parquet`); 1 was `date=/hour=/`."""
 DEFAULT_START = date(2024, 10, 14)
 """Thirty days from here cross the autumn DST change (27 Oct 2024, a 25-hour day)."""
 DEFAULT_DATA_DIR = Path(__file__).parent / ".data"
@@ -250,19 +252,9 @@ def simulate_day(stations: Stations, day: date, cadence_s: int, seed: int) -> pl
     ).select(pl.col(name).cast(dtype) for name, dtype in RAW_SCHEMA.items())
 
 
-def hour_windows(start: date, days: int) -> list[datetime]:
-    """UTC starts of every hourly window of the local days [start, start + days)."""
-    first, _ = local_day_window(start)
-    _, last = local_day_window(start + timedelta(days=days - 1))
-    return [first + timedelta(hours=h) for h in range(int((last - first).total_seconds() // 3600))]
-
-
-def raw_hour_files(data_dir: Path, start: date, days: int) -> list[Path]:
-    lake_root = data_dir / "lake"
-    return [lake.hour_dir(lake_root, RAW_ASSET, h) / lake.PART_FILE for h in hour_windows(start, days)]
-
-
 def _write_day(args: tuple[Stations, date, int, int, Path]) -> tuple[int, int, int]:
+    """Write a day's rows as one file per UTC hour in the day's folder, as `raw_station_snapshots`
+    lays them out (`lake.hour_file`); every hour of the day gets its file, empty or not."""
     stations, day, cadence_s, seed, data_dir = args
     frame = simulate_day(stations, day, cadence_s, seed)
     window_start, window_end = local_day_window(day)
@@ -271,8 +263,8 @@ def _write_day(args: tuple[Stations, date, int, int, Path]) -> tuple[int, int, i
     hour = window_start
     while hour < window_end:
         lo, hi = np.searchsorted(stamps, [hour.timestamp(), hour.timestamp() + 3600])
-        target = lake.hour_dir(data_dir / "lake", RAW_ASSET, hour)
-        path = lake.write_parquet(frame.slice(int(lo), int(hi - lo)), target)
+        target = lake.hour_file(data_dir / "lake", RAW_ASSET, day, hour)
+        path = lake.write_parquet_file(frame.slice(int(lo), int(hi - lo)), target)
         files += 1
         written += path.stat().st_size
         hour += timedelta(hours=1)

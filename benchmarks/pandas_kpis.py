@@ -1,11 +1,15 @@
-"""The DESIGN §3 KPIs in plain pandas: the baseline an analyst would write, one local day at a time.
+"""The DESIGN §3 tables in plain pandas: the baseline an analyst would write, one local day at a time.
 
 Same rules as `velib_assets.kpis`: quarantine rows without a code or with missing, negative or absurd
 counts; keep the last row per (station_code, snapshot_ts); metadata from the capture, else from the
-station reference; stale, in-service, empty, full and nearly empty/full flags; each observation
-weighted within its UTC hour by `min(next, t + MAX_GAP, hour end) - t`. Outputs, like the pipeline's
-marts: station occupancy per hour, district occupancy per hour (both written as Parquet) and the
-daily rankings with the longest streaks. A day at a time keeps memory bounded.
+station reference; arrondissement, stale, in-service, status, empty, full, nearly empty/full and
+capacity-mismatch flags; each observation weighted within its UTC hour by
+`min(next, t + MAX_GAP, hour end) - t`. Writes what the project's derived assets write, a file per
+table and local day: the clean rows (every CLEAN_SCHEMA column), station and district occupancy per
+hour, and the day's rankings with the longest streaks. A day at a time keeps memory bounded.
+
+Every station of the benchmark's history is in the reference, so the project's fallback for unknown
+stations (the nearest known station's commune) never applies and is not reimplemented here.
 """
 
 from datetime import date
@@ -16,15 +20,22 @@ import pandas as pd
 import polars as pl
 
 from benchmarks.generate import load_reference
-from benchmarks.workload import RANKING_COLUMNS, Workload, run_child, thresholds
+from benchmarks.workload import (
+    CLEAN,
+    DISTRICT_OCCUPANCY,
+    RANKINGS,
+    STATION_OCCUPANCY,
+    TABLES,
+    Workload,
+    run_child,
+    table_file,
+    thresholds,
+)
+from velib_assets.kpis.clean import ABSURD_COUNT, CLEAN_SCHEMA
 from velib_assets.settings import KpiThresholds
 
-ABSURD_COUNT = 1000
-COLUMNS = [
-    "snapshot_ts", "station_code", "capacity", "bikes", "mechanical", "ebike", "docks",
-    "is_installed", "is_renting", "is_returning", "reported_at", "commune",
-]
 COUNTS = ["bikes", "docks", "mechanical", "ebike", "capacity"]
+METADATA = ["name", "lat", "lon", "capacity", "commune", "code_insee"]
 FLAGS = {
     "in_service_minutes": "in_service",
     "empty_minutes": "is_empty",
@@ -33,10 +44,19 @@ FLAGS = {
     "nearly_full_minutes": "is_nearly_full",
 }
 US_PER_MINUTE = 60_000_000
+PANDAS_TYPES = {pl.Int8: "Int8", pl.Int32: "Int32", pl.Int64: "Int64", pl.Boolean: "boolean"}
+"""Nullable pandas types for the clean table's integer and boolean columns, so the file holds the
+project's types (NumPy would turn an integer column with a null into floats)."""
+
+
+def arrondissement(codes: pd.Series, communes: pd.Series) -> pd.Series:
+    """The code without its last three digits (`16107` -> 16) for a Paris station, when 1..20."""
+    prefix = pd.to_numeric(codes.where(codes.str.fullmatch(r"-?\d+")), errors="coerce") // 1000
+    return prefix.where((communes == "Paris") & prefix.between(1, 20)).astype("Int8")
 
 
 def clean(raw: pd.DataFrame, reference: pd.DataFrame, limits: KpiThresholds) -> pd.DataFrame:
-    """Usable rows, last per (station_code, snapshot_ts), with the commune filled and the KPI flags."""
+    """Usable rows, last per (station_code, snapshot_ts), with metadata filled and the KPI flags."""
     code = raw["station_code"]
     counts = raw[COUNTS]
     usable = (
@@ -50,22 +70,34 @@ def clean(raw: pd.DataFrame, reference: pd.DataFrame, limits: KpiThresholds) -> 
     )
     rows = raw.loc[usable].drop_duplicates(["station_code", "snapshot_ts"], keep="last")
     rows = rows.merge(reference, on="station_code", how="left")
-    rows["commune"] = rows["commune"].fillna(rows["ref_commune"])
+    for column in METADATA:
+        rows[column] = rows[column].fillna(rows.pop(f"ref_{column}"))
+    rows["arrondissement"] = arrondissement(rows["station_code"], rows["commune"])
     total = rows["bikes"] + rows["docks"]
-    stale = (rows["snapshot_ts"] - rows["reported_at"]) > pd.Timedelta(limits.stale_after)
+    rows["is_stale"] = (rows["snapshot_ts"] - rows["reported_at"]) > pd.Timedelta(limits.stale_after)
+    installed = rows["is_installed"].fillna(False).astype(bool)
     rows["in_service"] = (
-        rows["is_installed"].fillna(False).astype(bool)
+        installed
         & rows["is_renting"].fillna(False).astype(bool)
         & rows["is_returning"].fillna(False).astype(bool)
-        & ~stale
+        & ~rows["is_stale"]
         & (total > 0)
     )
+    serving = np.where(rows["in_service"], "in_service", "out_of_service")
+    rows["status"] = np.where(~installed, "closed", serving)
     rows["fill_rate"] = (rows["bikes"] / total).where(total > 0)
     rows["is_empty"] = rows["in_service"] & (rows["bikes"] == 0)
     rows["is_full"] = rows["in_service"] & (rows["docks"] == 0)
     rows["is_nearly_empty"] = rows["in_service"] & (rows["fill_rate"] <= limits.nearly_empty_rate)
     rows["is_nearly_full"] = rows["in_service"] & (rows["fill_rate"] >= limits.nearly_full_rate)
+    rows["capacity_mismatch"] = total > rows["capacity"]
     return rows
+
+
+def clean_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The clean rows as the project's table: CLEAN_SCHEMA's columns, order and types."""
+    types = {name: PANDAS_TYPES.get(type(dtype)) for name, dtype in CLEAN_SCHEMA.items()}
+    return rows[list(CLEAN_SCHEMA)].astype({name: kind for name, kind in types.items() if kind})
 
 
 def weighted(rows: pd.DataFrame, limits: KpiThresholds) -> pd.DataFrame:
@@ -87,12 +119,11 @@ def weighted(rows: pd.DataFrame, limits: KpiThresholds) -> pd.DataFrame:
     return rows
 
 
-def district(codes: pd.Series, communes: pd.Series) -> pd.Series:
-    """"Paris 16e" from the code of a Paris station (`16107` -> 16), else the commune, else "Unknown"."""
-    prefix = pd.to_numeric(codes.str.extract(r"^(\d{1,2})\d{3}$")[0], errors="coerce")
-    paris = (communes == "Paris") & prefix.between(1, 20)
-    label = "Paris " + prefix.astype("Int64").astype(str) + np.where(prefix == 1, "er", "e")
-    return label.where(paris, communes.fillna("Unknown"))
+def district(arrondissements: pd.Series, communes: pd.Series) -> pd.Series:
+    """"Paris 16e" for an arrondissement, else the commune, else "Unknown"."""
+    suffix = np.where(arrondissements.eq(1).fillna(False), "er", "e")
+    label = "Paris " + arrondissements.astype(str) + suffix
+    return label.where(arrondissements.notna(), communes.fillna("Unknown"))
 
 
 def hourly_occupancy(rows: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +139,8 @@ def hourly_occupancy(rows: pd.DataFrame) -> pd.DataFrame:
             "bikes": rows["bikes"],
             "docks": rows["docks"],
             "ebike": rows["ebike"],
+            "name": rows["name"],
+            "arrondissement": rows["arrondissement"],
             "commune": rows["commune"],
         }
     )
@@ -117,12 +150,12 @@ def hourly_occupancy(rows: pd.DataFrame) -> pd.DataFrame:
         grouped.agg(
             min_bikes=("bikes", "min"), max_bikes=("bikes", "max"), min_docks=("docks", "min"),
             max_docks=("docks", "max"), mean_ebike=("ebike", "mean"), snapshots=("bikes", "size"),
-            commune=("commune", "last"),
+            name=("name", "last"), arrondissement=("arrondissement", "last"), commune=("commune", "last"),
         )
     ).reset_index()
     hourly["mean_fill_rate"] = (hourly["rate_weighted"] / hourly["rate_us"]).where(hourly["rate_us"] > 0)
-    hourly["district"] = district(hourly["station_code"], hourly["commune"])
-    return hourly.drop(columns=["rate_us", "rate_weighted", "commune"])
+    hourly["district"] = district(hourly["arrondissement"], hourly["commune"])
+    return hourly.drop(columns=["rate_us", "rate_weighted", "arrondissement", "commune"])
 
 
 def district_occupancy(hourly: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +185,9 @@ def longest_streak(rows: pd.DataFrame, flag: str, limits: KpiThresholds) -> pd.S
 
 
 def day_rankings(rows: pd.DataFrame, hourly: pd.DataFrame, day: date, limits: KpiThresholds) -> pd.DataFrame:
-    totals = hourly.groupby("station_code")[["in_service_minutes", "empty_minutes", "full_minutes"]].sum()
+    by_station = hourly.groupby("station_code")
+    totals = by_station[["in_service_minutes", "empty_minutes", "full_minutes"]].sum()
+    totals = totals.join(by_station[["name", "district"]].last())
     totals = totals[totals["in_service_minutes"] > 0].copy()
     totals["critical_minutes"] = totals["empty_minutes"] + totals["full_minutes"]
     for flag, kind in (("is_empty", "empty"), ("is_full", "full")):
@@ -165,7 +200,8 @@ def day_rankings(rows: pd.DataFrame, hourly: pd.DataFrame, day: date, limits: Kp
     )
     ranked["rank"] = np.arange(1, len(ranked) + 1, dtype=np.uint32)
     ranked["day"] = day
-    return ranked[list(RANKING_COLUMNS)]
+    table = TABLES[RANKINGS]
+    return ranked[[*table.keys, *table.columns]]
 
 
 def to_minutes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -174,32 +210,31 @@ def to_minutes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def rankings(workload: Workload) -> pl.DataFrame:
-    limits = thresholds()
-    reference = load_reference().select(
-        "station_code", pl.col("commune").alias("ref_commune")
-    ).to_pandas()
-    out = workload.data_dir / "baselines" / "pandas"
-    days = []
-    for day in workload.day_list:
-        files = workload.raw_files(day)
-        if not files:
-            continue
-        raw = pd.concat([pd.read_parquet(path, columns=COLUMNS) for path in files], ignore_index=True)
-        rows = weighted(clean(raw, reference, limits), limits)
-        hourly = hourly_occupancy(rows)
-        districts = district_occupancy(hourly)
-        days.append(to_minutes(day_rankings(rows, hourly, day, limits)))
-        write(to_minutes(hourly), out / "station_occupancy" / f"{day}.parquet")
-        write(to_minutes(districts), out / "district_occupancy" / f"{day}.parquet")
-    frame = pd.concat(days, ignore_index=True) if days else pd.DataFrame(columns=list(RANKING_COLUMNS))
-    return pl.from_pandas(frame).with_columns(pl.col("day").cast(pl.Date), pl.col("rank").cast(pl.UInt32))
-
-
 def write(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, compression="zstd", index=False)
 
 
+def tables(workload: Workload, out: Path) -> None:
+    limits = thresholds()
+    reference = load_reference().select(
+        "station_code", *(pl.col(c).alias(f"ref_{c}") for c in METADATA)
+    ).to_pandas()
+    for day in workload.day_list:
+        files = workload.raw_files(day)
+        if not files:
+            continue
+        raw = pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+        rows = clean(raw, reference, limits)
+        write(clean_table(rows), table_file(out, CLEAN, day))
+        rows = weighted(rows, limits)
+        hourly = hourly_occupancy(rows)
+        ranking = to_minutes(day_rankings(rows, hourly, day, limits))
+        hourly = to_minutes(hourly)
+        write(hourly, table_file(out, STATION_OCCUPANCY, day))
+        write(district_occupancy(hourly), table_file(out, DISTRICT_OCCUPANCY, day))
+        write(ranking, table_file(out, RANKINGS, day))
+
+
 if __name__ == "__main__":
-    run_child(rankings)
+    run_child(tables)

@@ -1,8 +1,9 @@
-"""`python -m benchmarks.run --days N`: generate, run the three implementations, compare, report.
+"""`python -m benchmarks.run --days N`: generate, run the implementations, compare, check the targets.
 
 Each implementation runs in its own child process (see `benchmarks.rss`), one after the other, on
-the same raw lake partitions; their rankings must agree. Figures are printed and written to
-`benchmarks/results/latest.json` (and `results/days-N.json`, the input of the README growth table).
+the same raw hour files, and writes the same four tables (clean rows, station and district
+occupancy, rankings); every table must agree with the project's. Figures, agreement and targets are
+printed and written to `benchmarks/results/latest.json` (and `results/days-N.json`).
 """
 
 import argparse
@@ -12,15 +13,16 @@ import platform
 import shutil
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import psutil
 
 from benchmarks import generate
+from benchmarks.compare import compare
+from benchmarks.project import DERIVED_ASSETS, QUARANTINE
 from benchmarks.rss import measure
-from benchmarks.workload import RANKING_COLUMNS
 from velib_assets.settings import partitions_start
 
 IMPLEMENTATIONS = {
@@ -29,16 +31,8 @@ IMPLEMENTATIONS = {
     "pandas": "benchmarks.pandas_kpis",
     "duckdb": "benchmarks.duckdb_kpis",
 }
-DERIVED_ASSETS = (
-    "clean_stations",
-    "quarantine",
-    "station_occupancy",
-    "district_occupancy",
-    "critical_station_rankings",
-)
 RESULTS_DIR = Path(__file__).parent / "results"
-TOLERANCE = 1e-6
-MINUTE_COLUMNS = [c for c in RANKING_COLUMNS if c.endswith("_minutes")]
+GIB = 1024
 
 
 def machine() -> dict[str, object]:
@@ -65,23 +59,14 @@ def machine() -> dict[str, object]:
     }
 
 
-def compare(reference: pl.DataFrame, other: pl.DataFrame) -> dict[str, int]:
-    """Counts of disagreement between two rankings on (day, station_code): 0 everywhere means agree."""
-    joined = reference.join(other, on=["day", "station_code"], how="full", suffix="_other", coalesce=True)
-    counts = {
-        "rows": reference.height,
-        "only_in_project": joined.filter(pl.col("rank_other").is_null()).height,
-        "only_in_other": joined.filter(pl.col("rank").is_null()).height,
-    }
-    both = joined.filter(pl.col("rank").is_not_null() & pl.col("rank_other").is_not_null())
-    counts["rank"] = both.filter(pl.col("rank") != pl.col("rank_other")).height
-    for column in MINUTE_COLUMNS:
-        counts[column] = both.filter((pl.col(column) - pl.col(f"{column}_other")).abs() > TOLERANCE).height
-    return counts
+def _outputs(data_dir: Path, name: str) -> Path:
+    return data_dir / "outputs" / name
 
 
-def _clear_outputs(data_dir: Path) -> None:
-    for asset in DERIVED_ASSETS:
+def _clear_outputs(data_dir: Path, name: str) -> None:
+    """Remove what an earlier run left: the implementation's tables, and derived assets in the lake."""
+    shutil.rmtree(_outputs(data_dir, name), ignore_errors=True)
+    for asset in (*DERIVED_ASSETS, QUARANTINE):
         shutil.rmtree(data_dir / "lake" / asset, ignore_errors=True)
 
 
@@ -89,12 +74,8 @@ def _rounded(share: float | None) -> float | None:
     return None if share is None else round(share, 4)
 
 
-def run_implementation(
-    name: str, data_dir: Path, start: date, days: int, rows: int
-) -> tuple[dict, pl.DataFrame]:
-    out = data_dir / "results" / f"{name}.parquet"
-    out.unlink(missing_ok=True)
-    _clear_outputs(data_dir)
+def run_implementation(name: str, data_dir: Path, start: date, days: int, rows: int) -> dict:
+    _clear_outputs(data_dir, name)
     home = data_dir / "dagster_home"
     if name == "project_sqlite":  # a fresh SQLite instance per run, as on a new machine
         shutil.rmtree(home, ignore_errors=True)
@@ -104,12 +85,12 @@ def run_implementation(
            "VELIB_BENCH_INSTANCE": "sqlite" if name == "project_sqlite" else "memory",
            "VELIB_PARTITIONS_START": min(start, date.fromisoformat(partitions_start())).isoformat()}
     command = [sys.executable, "-m", IMPLEMENTATIONS[name], "--data-dir", str(data_dir),
-               "--start", start.isoformat(), "--days", str(days), "--out", str(out)]
+               "--start", start.isoformat(), "--days", str(days), "--out", str(_outputs(data_dir, name))]
     result = measure(command, env=env, cwd=Path(__file__).parent.parent)
     if result.returncode != 0:
         raise SystemExit(f"{name} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     reported = json.loads(result.stdout.strip().splitlines()[-1])
-    figures = {
+    return {
         "wall_s": round(reported["wall_s"], 3),
         "peak_rss_mib": round(result.peak_rss_mib, 1),
         "rows_per_s": round(rows / reported["wall_s"]),
@@ -118,17 +99,15 @@ def run_implementation(
         "cpu_steal_share": _rounded(result.steal_share),
         "sampled_tree_peak_mib": round(result.sampled_tree_peak_mib, 1),
         "ru_maxrss_mib": round(result.ru_maxrss_mib, 1),
-        **{k: v for k, v in reported.items() if k not in ("wall_s",)},
     }
-    return figures, pl.read_parquet(out)
 
 
 FLOOR_INSTANCES = ("memory", "sqlite", "postgres")
 
 
 def dagster_floor(start: date, days: int) -> dict:
-    """The same two backfills with no-op asset bodies on each kind of instance: Dagster's own cost
-    under the project's figure. PostgreSQL is optional: without a server its figure is skipped."""
+    """The same backfill with no-op asset bodies on each kind of instance: Dagster's own cost under
+    the project's figure. PostgreSQL is optional: without a server its figure is skipped."""
     first = min(start, date.fromisoformat(partitions_start())).isoformat()
     env = {**os.environ, "VELIB_PARTITIONS_START": first}
     floors: dict[str, dict] = {}
@@ -167,30 +146,35 @@ def run(args: argparse.Namespace) -> dict:
         "machine": machine(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
-    rankings: dict[str, pl.DataFrame] = {}
     for name in args.only:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        report[name], rankings[name] = run_implementation(
-            name, data_dir, args.start, args.days, generated.rows
+        report[name] = run_implementation(name, data_dir, args.start, args.days, generated.rows)
+    others = [name for name in args.only if name != "project"]
+    if "project" in args.only and others:
+        print("comparing every table with the project's ...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        agreements = compare(
+            _outputs(data_dir, "project"),
+            {name: _outputs(data_dir, name) for name in others},
+            [args.start + timedelta(days=d) for d in range(args.days)],
         )
-    if "project" in rankings and len(rankings) > 1:
+        report["compare_s"] = round(time.perf_counter() - began, 2)
         report["agreement"] = {
-            name: compare(rankings["project"], frame) for name, frame in rankings.items() if name != "project"
+            name: {table: agreement.report() for table, agreement in tables.items()}
+            for name, tables in agreements.items()
         }
-        report["agree"] = all(
-            all(v == 0 for k, v in counts.items() if k != "rows")
-            for counts in report["agreement"].values()
-        )
+        report["agree"] = all(a.agree for tables in agreements.values() for a in tables.values())
         report["ratios"] = {
             f"{name}_over_project_wall": round(report[name]["wall_s"] / report["project"]["wall_s"], 2)
-            for name in rankings if name != "project"
+            for name in others
         } | {
             f"{name}_over_project_peak_rss": round(
                 report[name]["peak_rss_mib"] / report["project"]["peak_rss_mib"], 2)
-            for name in rankings if name != "project"
+            for name in others
         }
     if "project" in args.only:
         report["dagster_floor"] = dagster_floor(args.start, args.days)
+        report["targets"] = targets(report)
     if not args.skip_micro:
         print("running micro (sensor tick, parse rate, definitions load) ...", file=sys.stderr, flush=True)
         micro = measure([sys.executable, "-m", "benchmarks.micro"], cwd=Path(__file__).parent.parent)
@@ -200,24 +184,80 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def _target(target: str, measured: float | None, limit: float, at_least: bool = False) -> dict:
+    met = None if measured is None else (measured >= limit if at_least else measured < limit)
+    return {"target": target, "measured": measured, "limit": limit, "met": met}
+
+
+def targets(report: dict) -> list[dict]:
+    """DESIGN §8's targets, from this run's own figures; `met` is None when the run lacks a figure.
+
+    The time and memory limits are set for 30 and 365 days and only checked at those lengths; the
+    ratios and the agreement at any length.
+    """
+    project = report["project"]
+    ratios = report.get("ratios", {})
+    peak = max(report[name]["peak_rss_mib"] for name in ("project", "project_sqlite") if name in report)
+    checked = []
+    if report["days"] == 30:
+        checked += [
+            _target("project wall_s on the in-memory instance < 20 s (30 days)", project["wall_s"], 20),
+            _target("project peak_rss_mib < 2 GiB (30 days)", peak, 2 * GIB),
+        ]
+    elif report["days"] == 365:
+        checked += [
+            _target("project wall_s < 5 min (365 days)", project["wall_s"], 300),
+            _target("project peak_rss_mib < 4 GiB (365 days)", peak, 4 * GIB),
+        ]
+    sqlite = ratios.get("project_sqlite_over_project_wall")
+    checked += [
+        _target("project_sqlite wall_s within 1.15x of project's", sqlite, 1.15),
+        _target("pandas wall_s at least 5x project's", ratios.get("pandas_over_project_wall"), 5, True),
+        _target("duckdb wall_s at least 3x project's", ratios.get("duckdb_over_project_wall"), 3, True),
+    ]
+    if "agree" in report:
+        checked.append({"target": "every table agrees with the project's", "measured": report["agree"],
+                        "limit": True, "met": report["agree"]})
+    return checked
+
+
+def print_agreement(report: dict) -> None:
+    for name, tables in report["agreement"].items():
+        for table, a in tables.items():
+            if a["agree"]:
+                print(f"  {name:16}{table:27}{a['rows']:>14,} rows agree")
+                continue
+            print(f"  {name:16}{table:27}{a['rows']:>14,} rows DISAGREE: {a['other_rows']:,} rows in "
+                  f"{name}, {a['only_in_project']:,} only in project, {a['only_in_other']:,} only in {name}, "
+                  f"mismatched values {a['mismatches']}")
+            for column, example in a["examples"].items():
+                print(f"      {column}: {example}")
+
+
 def print_table(report: dict) -> None:
     print(f"\n{report['days']} days x {report['stations']} stations at {report['cadence_s']} s: "
           f"{report['rows']:,} rows ({report['raw_bytes'] / 2**20:.0f} MiB raw Parquet)")
-    print(f"{'':10}{'wall s':>10}{'rows/s':>14}{'peak RSS MiB':>14}{'process s':>11}{'CPU s':>9}"
+    print(f"{'':15}{'wall s':>10}{'rows/s':>14}{'peak RSS MiB':>14}{'process s':>11}{'CPU s':>9}"
           f"{'steal':>8}")
     for name in IMPLEMENTATIONS:
         if name in report:
             f = report[name]
             steal = "" if f.get("cpu_steal_share") is None else f"{f['cpu_steal_share']:.1%}"
-            print(f"{name:10}{f['wall_s']:>10.2f}{f['rows_per_s']:>14,}{f['peak_rss_mib']:>14.0f}"
+            print(f"{name:15}{f['wall_s']:>10.2f}{f['rows_per_s']:>14,}{f['peak_rss_mib']:>14.0f}"
                   f"{f['process_wall_s']:>11.2f}{f['cpu_s']:>9.1f}{steal:>8}")
     if "ratios" in report:
         print("ratios:", ", ".join(f"{k} {v}" for k, v in report["ratios"].items()))
-        print("agree:", report["agree"], json.dumps(report["agreement"]))
+        print(f"agreement with the project's tables ({report['compare_s']} s to compare):")
+        print_agreement(report)
     if "dagster_floor" in report:
         floors = ", ".join(f"{name} {f['wall_s']:.2f} s" if "wall_s" in f else f"{name} skipped"
                            for name, f in report["dagster_floor"].items())
-        print(f"dagster_floor (the same backfills with no-op assets): {floors}")
+        print(f"dagster_floor (the same backfill with no-op assets): {floors}")
+    if "targets" in report:
+        print("targets:")
+        for t in report["targets"]:
+            verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+            print(f"  {verdict:7}{t['target']}: {t['measured']}")
     if "micro" in report:
         m = report["micro"]
         tick, first = m["sensor_tick_s"] * 1000, m["sensor_first_tick_s"] * 1000
@@ -248,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stations is None and args.cadence == 60:
         (args.results / f"days-{args.days}.json").write_text(text + "\n")
     if report.get("agree") is False:
-        raise SystemExit("the implementations disagree on the rankings: see 'agreement' above")
+        raise SystemExit("the implementations disagree with the project's tables: see 'agreement' above")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""The benchmark harness on a small history: the generator is deterministic and feed-like, and the
-project, pandas and DuckDB implementations agree on the rankings."""
+"""The benchmark harness on a small history: the generator is deterministic, feed-like and lays raw
+hours out as the project does; the project, pandas and DuckDB implementations write the same four
+tables, and the comparison would catch a difference."""
 
 import json
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from benchmarks import generate, run
+from benchmarks.compare import Agreement, compare_day, in_key_order
 from benchmarks.rss import measure
+from benchmarks.workload import TABLES, Workload, table_file
+from velib_assets import lake
 
 DAY = date(2024, 10, 27)  # the autumn DST change: a 25-hour local day
 
@@ -38,6 +42,42 @@ def test_generated_day_is_deterministic_and_has_the_feed_defects(stations: gener
     assert (day["mechanical"] + day["ebike"] == day["bikes"]).all()
 
 
+def test_raw_hours_land_in_their_local_day_folder(tmp_path) -> None:
+    generate.generate(tmp_path, DAY, days=1, cadence_s=600, seed=7, station_limit=20, workers=1)
+    start, _ = generate.local_day_window(DAY)
+    files = Workload(tmp_path, DAY, 1).raw_files(DAY)
+    assert files == [lake.hour_file(tmp_path / "lake", generate.RAW_ASSET, DAY, start + timedelta(hours=h))
+                     for h in range(25)]
+    assert files[0].name == "2024-10-26T22Z.parquet"
+    assert sum(pl.read_parquet(f).height for f in files) > 0
+
+
+def test_comparison_counts_every_kind_of_disagreement() -> None:
+    table = TABLES["station_occupancy"]
+    hours = [datetime(2024, 10, 27, h, tzinfo=UTC) for h in range(3)]
+    project = pl.DataFrame({"station_code": ["1001", "1001", "2002"], "hour_start": hours}).with_columns(
+        *(pl.lit(1.0).alias(c) for c in table.columns if c not in ("name", "district", "snapshots")),
+        pl.lit("a").alias("name"),
+        pl.lit("Paris 1er").alias("district"),
+        pl.lit(3, pl.UInt32).alias("snapshots"),
+    )
+    agreeing = project.reverse().with_columns(pl.col("observed_minutes") + 1e-9)  # order and float noise
+    same = Agreement()
+    compare_day(in_key_order(project, table), agreeing, table, same)
+    assert same.agree and same.rows == 3
+
+    other = project.slice(1).with_columns(  # the first row missing, two values off
+        pl.when(pl.col("station_code") == "2002").then(2.0).otherwise(1.0).alias("mean_fill_rate"),
+        pl.lit(None, pl.String).alias("name"),
+    )
+    differs = Agreement()
+    compare_day(in_key_order(project, table), other, table, differs)
+    assert not differs.agree
+    assert (differs.only_in_project, differs.only_in_other) == (1, 0)
+    assert differs.mismatches == {"mean_fill_rate": 1, "name": 2}
+    assert "station_code=2002" in differs.examples["mean_fill_rate"]
+
+
 def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     results = tmp_path / "results"
     arguments = [
@@ -50,7 +90,7 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
         assert "disagree" in str(exc)
     report = json.loads((results / "latest.json").read_text())
 
-    assert {"days", "cadence_s", "rows", "agree", "project", "pandas", "duckdb"} <= set(report)
+    assert {"days", "cadence_s", "rows", "agree", "project", "pandas", "duckdb", "targets"} <= set(report)
     for name in ("project", "pandas", "duckdb"):
         assert {"wall_s", "peak_rss_mib", "rows_per_s"} <= set(report[name])
         assert report[name]["peak_rss_mib"] > 0 and report[name]["wall_s"] > 0
@@ -62,8 +102,22 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     assert set(floor) == {"memory", "sqlite", "postgres"}
     assert all(floor[kind]["wall_s"] > 0 and floor[kind]["peak_rss_mib"] > 0 for kind in floor)
     assert report["agree"] is True, report["agreement"]
+    for name in ("project_sqlite", "pandas", "duckdb"):
+        assert set(report["agreement"][name]) == set(TABLES)
+        assert all(a["agree"] and a["rows"] > 0 for a in report["agreement"][name].values())
+    # Targets from the run's own figures: a 1-day run checks the ratios and the agreement only.
+    met = {t["target"]: t["met"] for t in report["targets"]}
+    assert met["every table agrees with the project's"] is True
+    assert {t["measured"] for t in report["targets"] if "pandas" in t["target"]} == {
+        report["ratios"]["pandas_over_project_wall"]}
+    assert not any("20 s" in target for target in met)
+
+    outputs = tmp_path / "data" / "outputs"
+    for name in ("project", "pandas", "duckdb"):
+        assert all(table_file(outputs / name, table, DAY).is_file() for table in TABLES)
+    assert (table_file(outputs / "project", "clean_stations", DAY).with_name("spells.parquet")).is_file()
     rankings = {
-        name: pl.read_parquet(tmp_path / "data" / "results" / f"{name}.parquet").sort("day", "rank")
+        name: pl.read_parquet(table_file(outputs / name, "critical_station_rankings", DAY)).sort("rank")
         for name in ("project", "pandas", "duckdb")
     }
     assert rankings["project"].height > 0
