@@ -287,13 +287,15 @@ def test_refreshing_today_hour_by_hour_ends_in_the_final_build(
     data = tmp_path / "data"
     land_sample(data)
     resources = {"lake_store": LakeResource(data_dir=str(data)), "kpi": KpiResource()}
-    assets = [defs.get_assets_def(name) for name in CHAIN]
-    refreshes = []
+    assets = [defs.get_assets_def(name) for name in (*CHAIN, "velib_report")]
+    report = data / "reports" / f"velib-report-{DAY}.html"
+    refreshes, titles = [], []
     for local_now in (time(13, 0, 5), time(18, 0, 5), None):
         after_the_day = day_bounds(DAY)[1] + timedelta(hours=1)
         now = datetime.combine(DAY, local_now, PARIS) if local_now else after_the_day
         monkeypatch.setattr("velib_assets.defs.checks.now_utc", lambda now=now: now.astimezone(UTC))
         result = dg.materialize(assets, partition_key=str(DAY), resources=resources)
+        titles.append(report.read_text().split("<title>")[1].split("</title>")[0])
         events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
         refreshes.append({
             e.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in e.metadata.items()}
@@ -308,6 +310,9 @@ def test_refreshing_today_hour_by_hour_ends_in_the_final_build(
     assert first[RANKINGS]["built_through"] == "2024-11-04T13:00+01:00"
     assert second[RANKINGS]["hours_with_occupancy"] <= 18 and second[RANKINGS]["provisional"] is True
     assert (final[RANKINGS]["provisional"], final[RANKINGS]["built_through"]) == (False, "end of day")
+    assert titles[0].endswith(f"{DAY} (so far: through 13:00, provisional)")
+    assert titles[1].endswith("(so far: through 18:00, provisional)")
+    assert titles[2].endswith(str(DAY))
     for asset in DAY_FILES:
         assert_frame_equal(read_day(data / "lake", asset, DAY), read_day(backfill.lake, asset, DAY))
 
