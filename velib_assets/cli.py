@@ -151,6 +151,28 @@ def cmd_rebuild() -> int:
     return cmd_run(days[0], days[-1])
 
 
+def cmd_compact_landing() -> int:
+    """Gzip in place the plain captures of a landing zone written by an earlier release."""
+    from velib_assets.sources.formats import CaptureParseError
+
+    root = data_dir() / "landing"
+    if not root.is_dir():
+        raise UsageError(f"no landing zone at {root} (VELIB_DATA_DIR)")
+    try:
+        report = landing.compact_landing(root)
+    except (OSError, landing.LandingError, CaptureParseError) as exc:
+        print(f"velib: compaction stopped, every capture still readable: {exc}", file=sys.stderr)
+        return 1
+    for path in report.conflicts:
+        print(f"left both {path.name} and its .gz: they differ (check them by hand)", file=sys.stderr)
+    share = f" ({report.bytes_after / report.bytes_before:.1%})" if report.bytes_before else ""
+    print(
+        f"gzipped {report.gzipped} captures, finished {report.finished} an earlier run had started: "
+        f"{report.bytes_before / 1e6:,.1f} MB -> {report.bytes_after / 1e6:,.1f} MB{share} in {root}"
+    )
+    return 1 if report.conflicts else 0
+
+
 def read_rankings(day: date) -> pl.DataFrame:
     path = lake.day_dir(data_dir() / "lake", "critical_station_rankings", day) / lake.PART_FILE
     if not path.is_file():
@@ -208,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
     )
+    sub.add_parser("compact-landing", help="gzip in place the plain captures earlier releases landed")
     return root
 
 
@@ -227,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_rankings(args.day, args.top, args.json)
         if args.command == "rebuild":
             return cmd_rebuild()
+        if args.command == "compact-landing":
+            return cmd_compact_landing()
         return cmd_demo()
     except UsageError as exc:
         print(f"velib: {exc}", file=sys.stderr)

@@ -1,22 +1,27 @@
-"""The landing zone: every capture's verbatim bytes, one immutable file each, named by capture time.
+"""The landing zone: every capture's verbatim bytes, gzipped, one immutable file each, named by capture time.
 
 Layout under `$VELIB_DATA_DIR/landing/`:
-  captures/date=YYYY-MM-DD/hour=HH/<YYYYMMDDTHHMMSS>Z.<format><ext>   station status (UTC hour)
-  station_information/<YYYYMMDDTHHMMSS>Z.gbfs-info<ext>                GBFS station_information
-A file is written to a temporary name and hard-linked into place, so a crash leaves no half file
-and a second write of the same capture (the same bytes once gunzipped) is a no-op. A different
-capture at the same second lands beside it as `<stamp>Z-<digest>.<format><ext>`, the digest that of
-its content: no name ever collides and nothing is dropped. The pipeline never modifies or deletes them.
+  captures/date=YYYY-MM-DD/hour=HH/<YYYYMMDDTHHMMSS>Z.<format><ext>.gz   station status (UTC hour)
+  station_information/<YYYYMMDDTHHMMSS>Z.gbfs-info<ext>.gz                GBFS station_information
+Gunzipping a file gives exactly the bytes the feed sent (gzip, not zstd: every tool reads it and
+Python needs no extra library; a GBFS status capture keeps 7.3 % of its size). A recorded file that
+came gzipped lands as it came; uncompressed files of earlier releases are read alike, and
+`compact_landing` gzips them in place. A file is written to a temporary name and hard-linked into
+place, so a crash leaves no half file and a second write of the same capture (the same bytes once
+gunzipped) is a no-op. A different capture at the same second lands beside it as
+`<stamp>Z-<digest>.<format><ext>.gz`, the digest that of its content: no name ever collides and
+nothing is dropped. The pipeline never modifies or deletes them.
 """
 
 import fcntl
+import gzip
 import hashlib
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +39,9 @@ EXTENSIONS = {
     formats.GBFS_INFO: ".json",
 }
 _NAME = re.compile(r"^(\d{8}T\d{6})Z(?:-[0-9a-f]{12})?\.([a-z-]+)\.[a-z.]+$")
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_LEVEL = 6
+"""zlib's default: 7.3 % of a GBFS status capture in 13 ms (level 9: 6.6 % in 37 ms)."""
 DIGEST_CHARS = 12
 LOCK_SUFFIX = ".write.lock"
 
@@ -49,7 +57,7 @@ class Capture:
 
 def capture_name(capture_time: datetime, fmt: str, body: bytes, digest: str | None = None) -> str:
     stamp = capture_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
-    gz = ".gz" if body[:2] == b"\x1f\x8b" else ""
+    gz = ".gz" if body[:2] == GZIP_MAGIC else ""
     tag = f"-{digest[:DIGEST_CHARS]}" if digest else ""
     return f"{stamp}Z{tag}.{fmt}{EXTENSIONS[fmt]}{gz}"
 
@@ -65,6 +73,15 @@ def parse_capture_name(path: Path) -> Capture | None:
 def _hour_dir(root: Path, when: datetime) -> Path:
     utc = when.astimezone(UTC)
     return root / CAPTURES / f"date={utc:%Y-%m-%d}" / f"hour={utc:%H}"
+
+
+def stored_form(fmt: str, body: bytes) -> bytes:
+    """The bytes a capture is stored as: gzipped (deterministically: no time in the header, so the
+    same capture always gives the same file), unless it came gzipped or is Parquet, compressed
+    inside already."""
+    if body[:2] == GZIP_MAGIC or fmt == formats.OPENDATA_PARQUET:
+        return body
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def capture_path(root: Path, capture_time: datetime, fmt: str, body: bytes) -> Path:
@@ -110,6 +127,7 @@ def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> 
     False means the same capture (same format, same bytes once gunzipped) had landed at that second
     already. A different capture at the same second is landed under a digest-tagged name.
     """
+    body = stored_form(fmt, body)
     canonical = capture_path(root, capture_time, fmt, body)
     content = content_of(body)
     digest = hashlib.sha256(content).hexdigest()
@@ -135,11 +153,16 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 
 def _listed(directory: Path) -> Iterator[Capture]:
-    if directory.is_dir():
-        for path in directory.iterdir():
-            capture = parse_capture_name(path)
-            if capture is not None:
-                yield capture
+    """The captures in `directory`, each once: a capture found both plain and gzipped (a compaction
+    stopped between writing the gzipped copy and removing the plain one) is listed as its gzip."""
+    if not directory.is_dir():
+        return
+    found: dict[str, Capture] = {}
+    for path in sorted(directory.iterdir()):
+        capture = parse_capture_name(path)
+        if capture is not None:
+            found[path.name.removesuffix(".gz")] = capture  # sorted: `x.gz` comes after `x`
+    yield from found.values()
 
 
 def captures_in_window(root: Path, start: datetime, end: datetime) -> list[Capture]:
@@ -188,3 +211,63 @@ def capture_days(root: Path) -> list[date]:
                 utc = datetime.strptime(f"{date_dir.name[5:]} {hour_dir.name[5:]}", "%Y-%m-%d %H")
                 days.add(utc.replace(tzinfo=UTC).astimezone(PARIS).date())
     return sorted(days)
+
+
+@dataclass
+class Compaction:
+    """What `compact_landing` did: captures gzipped, plain copies dropped beside a gzip that an
+    interrupted run had written, and the bytes before and after."""
+
+    gzipped: int = 0
+    finished: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    conflicts: list[Path] = field(default_factory=list)
+
+
+class LandingError(Exception):
+    """The landing zone is not as it must be; the message names the file."""
+
+
+def _capture_dirs(root: Path) -> list[Path]:
+    return [root / INFORMATION, *sorted((root / CAPTURES).glob("date=*/hour=*"))]
+
+
+def compact_landing(root: Path) -> Compaction:
+    """Gzip in place the plain captures earlier releases wrote, without losing or changing one.
+
+    Each plain file's gzip is written aside, linked into place, read back and checked to gunzip to
+    the very same bytes, and only then is the plain file removed. Killed at any moment, every
+    capture stays readable exactly once (the listing takes a capture found in both forms once) and
+    the next run finishes the work. A folder at a time holds the writers' lock, so the sensor waits
+    at most a second for it; temporary files left by a killed writer are removed then.
+    """
+    report = Compaction()
+    for directory in _capture_dirs(root):
+        if not directory.is_dir():
+            continue
+        with _exclusive(root):
+            for stale in directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+            for path in sorted(directory.iterdir()):
+                capture = parse_capture_name(path)
+                if capture is None or path.suffix == ".gz" or capture.fmt == formats.OPENDATA_PARQUET:
+                    continue
+                body = path.read_bytes()
+                if body[:2] == GZIP_MAGIC:
+                    continue  # gzipped already under a plain name: left as it is
+                target = path.with_name(path.name + ".gz")
+                existed = target.exists()
+                if not existed:
+                    _link_new(target, stored_form(capture.fmt, body))
+                if formats.decompress(target.read_bytes()) != body:
+                    if existed:
+                        report.conflicts.append(path)
+                        continue
+                    raise LandingError(f"{target} does not gunzip to {path.name}: both left in place")
+                report.bytes_before += len(body)
+                report.bytes_after += target.stat().st_size
+                report.finished += existed
+                report.gzipped += not existed
+                path.unlink()
+    return report

@@ -74,7 +74,7 @@ def test_json_that_is_not_a_station_list_is_rejected(tmp_path: Path):
     for path, reason in report.rejected:
         assert reason.startswith("not a station list"), (path.name, reason)
     assert [p.name for p in landed_files(tmp_path / "landing")] == [
-        "20241105T164841Z.gbfs-status-lines.jsonl"
+        "20241105T164841Z.gbfs-status-lines.jsonl.gz"
     ]
 
 
@@ -104,7 +104,7 @@ def test_the_raw_asset_reports_a_landed_non_station_list_as_a_parse_error(tmp_pa
 
     assert (parsed.captures, parsed.parsed, parsed.frame.height) == (2, 1, 1485)
     [(name, reason)] = parsed.errors
-    assert name.endswith(".gbfs-status-lines.jsonl") and reason.startswith("not a station list")
+    assert name.endswith(".gbfs-status-lines.jsonl.gz") and reason.startswith("not a station list")
 
 
 def test_a_real_export_whose_station_codes_are_all_null_is_still_a_capture():

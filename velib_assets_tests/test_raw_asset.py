@@ -143,8 +143,8 @@ def test_a_day_where_nothing_parses_fails_with_the_reasons(tmp_path: Path):
         materialize(tmp_path, "2024-11-04")
 
     message = str(failed.value)
-    assert "20241104T090500Z.opendata-json.json: empty station list" in message
-    assert "20241104T091000Z.opendata-json.json: HTML page, not JSON" in message
+    assert "20241104T090500Z.opendata-json.json.gz: empty station list" in message
+    assert "20241104T091000Z.opendata-json.json.gz: HTML page, not JSON" in message
 
 
 def test_a_day_never_captured_fails_clearly(tmp_path: Path):

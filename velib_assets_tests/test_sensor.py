@@ -1,5 +1,6 @@
 """`velib_snapshot_sensor` ticks against a local feed serving the recorded GBFS status at chosen times."""
 
+import gzip
 import json
 import threading
 import time
@@ -133,15 +134,14 @@ def test_first_capture_lands_and_reports_the_landing_without_a_run(feed, ticks):
     assert event.asset_key == dg.AssetKey("velib_landing")
     assert event.partition == "2025-10-18"
     path = Path(event.metadata["path"].value)
-    assert (
-        path == ticks.data_dir / "landing/captures/date=2025-10-18/hour=09/20251018T090916Z.gbfs-status.json"
-    )
-    assert path.read_bytes() == body
+    hour = ticks.data_dir / "landing/captures/date=2025-10-18/hour=09"
+    assert path == hour / "20251018T090916Z.gbfs-status.json.gz"
+    assert gzip.decompress(path.read_bytes()) == body  # verbatim once gunzipped
     assert event.metadata["stations"].value == 1495
     assert event.metadata["new_file"].value is True
     assert event.metadata["capture_time"].value == RECORDED.isoformat()
-    info = ticks.data_dir / "landing" / "station_information" / "20251018T091119Z.gbfs-info.json"
-    assert info.read_bytes() == GBFS_INFO_2025.read_bytes()
+    info = ticks.data_dir / "landing" / "station_information" / "20251018T091119Z.gbfs-info.json.gz"
+    assert gzip.decompress(info.read_bytes()) == GBFS_INFO_2025.read_bytes()
     assert ticks.state.feed_time == RECORDED.isoformat()
     assert ticks.state.information_time == RECORDED.isoformat()
 
@@ -305,7 +305,7 @@ def test_opendata_source_detects_unchanged_exports_by_digest(httpserver, tmp_pat
     assert isinstance(first, dg.SensorResult) and isinstance(second, dg.SensorResult)
     assert isinstance(unchanged, dg.SkipReason) and "unchanged" in unchanged.skip_message
     landed = sorted(ticks.captures())
-    assert [p.read_bytes() for p in landed] == exports
-    assert all(p.name.endswith(".opendata-json.json") for p in landed)
+    assert [gzip.decompress(p.read_bytes()) for p in landed] == exports
+    assert all(p.name.endswith(".opendata-json.json.gz") for p in landed)
     assert first.asset_events[0].metadata["stations"].value == 1485
     assert ticks.state.digest is not None and ticks.state.feed_time is not None

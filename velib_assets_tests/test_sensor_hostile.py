@@ -76,7 +76,8 @@ def now_s() -> datetime:
 
 
 def landed_bodies(ticks: Ticks) -> list[bytes]:
-    return [p.read_bytes() for p in ticks.captures()]
+    """What each landed file holds once gunzipped: the bytes the feed sent."""
+    return [formats.decompress(p.read_bytes()) for p in ticks.captures()]
 
 
 def status_requests(httpserver) -> int:
@@ -121,7 +122,7 @@ def test_a_feed_time_in_2030_is_landed_under_the_fetch_time_and_capture_goes_on(
 
     [event] = data.asset_events
     landed = Path(event.metadata["path"].value)
-    assert landed.read_bytes() == future
+    assert formats.decompress(landed.read_bytes()) == future
     when = datetime.fromisoformat(event.metadata["capture_time"].value)
     assert before <= when <= now_s()  # the fetch time, not 2030
     assert "ahead of this machine's clock" in event.metadata["clock_anomaly"].value
@@ -206,7 +207,7 @@ def test_an_absurd_feed_time_never_errors_a_tick(feed, ticks, stamp, anomaly):
     data = ticks()
 
     [event] = data.asset_events
-    assert Path(event.metadata["path"].value).read_bytes() == body
+    assert formats.decompress(Path(event.metadata["path"].value).read_bytes()) == body
     captured = datetime.fromisoformat(event.metadata["capture_time"].value)
     if anomaly is None:
         assert captured == when
@@ -452,7 +453,7 @@ def test_information_too_long_to_read_leaves_the_status_to_land(httpserver, gbfs
     data = ResolvedTicks(resources(gbfs_discovery, tmp_path), tmp_path)()
 
     [event] = data.asset_events
-    assert Path(event.metadata["path"].value).read_bytes() == body
+    assert formats.decompress(Path(event.metadata["path"].value).read_bytes()) == body
     assert "4300 digits" in event.metadata["notes"].value
 
 
