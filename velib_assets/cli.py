@@ -173,6 +173,26 @@ def cmd_compact_landing() -> int:
     return 1 if report.conflicts else 0
 
 
+def cmd_archive_landing(before: date, destination: Path) -> int:
+    """Move closed days' captures to another directory (after a backup); the pipeline reads them there."""
+    root = data_dir() / "landing"
+    latest = datetime.now(UTC).date() - timedelta(days=1)
+    if before > latest:
+        raise UsageError(f"--before {before} would archive days not closed yet: use {latest} or earlier")
+    destination = destination.expanduser().resolve()
+    if destination == root.resolve() or root.resolve() in destination.parents:
+        raise UsageError(f"--to {destination} is inside the landing zone {root}: choose another directory")
+    try:
+        moved = landing.archive_days(root, before, destination)
+    except (OSError, landing.LandingError) as exc:
+        print(f"velib: archiving stopped, every capture still readable: {exc}", file=sys.stderr)
+        return 1
+    where = f" to {destination}" if moved else ""
+    print(f"archived {len(moved)} UTC days of captures before {before}{where}; recorded in "
+          f"{landing.archive_manifest(root)}")
+    return 0
+
+
 def read_rankings(day: date) -> pl.DataFrame:
     path = lake.day_dir(data_dir() / "lake", "critical_station_rankings", day) / lake.PART_FILE
     if not path.is_file():
@@ -231,6 +251,11 @@ def parser() -> argparse.ArgumentParser:
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
     )
     sub.add_parser("compact-landing", help="gzip in place the plain captures earlier releases landed")
+    archive = sub.add_parser(
+        "archive-landing", help="move closed days' captures to another directory (opt-in, after a backup)"
+    )
+    archive.add_argument("--before", type=_day, required=True, help="archive UTC days before this one")
+    archive.add_argument("--to", dest="destination", type=Path, required=True)
     return root
 
 
@@ -252,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_rebuild()
         if args.command == "compact-landing":
             return cmd_compact_landing()
+        if args.command == "archive-landing":
+            return cmd_archive_landing(args.before, args.destination)
         return cmd_demo()
     except UsageError as exc:
         print(f"velib: {exc}", file=sys.stderr)

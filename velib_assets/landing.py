@@ -16,8 +16,10 @@ nothing is dropped. The pipeline never modifies or deletes them.
 import fcntl
 import gzip
 import hashlib
+import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,17 +154,32 @@ def _exclusive(root: Path) -> Iterator[None]:
         yield
 
 
-def _listed(directory: Path) -> Iterator[Capture]:
-    """The captures in `directory`, each once: a capture found both plain and gzipped (a compaction
-    stopped between writing the gzipped copy and removing the plain one) is listed as its gzip."""
-    if not directory.is_dir():
-        return
+def _listed(*directories: Path) -> Iterator[Capture]:
+    """The captures in `directories`, each once: a capture found both plain and gzipped (a compaction
+    stopped between writing the gzipped copy and removing the plain one), or both here and in the
+    archive (an archiving stopped before removing the original), is listed once."""
     found: dict[str, Capture] = {}
-    for path in sorted(directory.iterdir()):
-        capture = parse_capture_name(path)
-        if capture is not None:
-            found[path.name.removesuffix(".gz")] = capture  # sorted: `x.gz` comes after `x`
+    for directory in directories:
+        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+            capture = parse_capture_name(path)
+            if capture is not None:
+                found[path.name.removesuffix(".gz")] = capture  # sorted: `x.gz` comes after `x`
     yield from found.values()
+
+
+def _hour_dirs(root: Path, hour: datetime) -> list[Path]:
+    """The folder of an hour's captures, and its copy in the archive if its day was archived."""
+    here = _hour_dir(root, hour)
+    archive = archived(root).get(here.parent.name.removeprefix("date="))
+    if archive is None:
+        return [here]
+    moved = archive / here.relative_to(root)
+    if not (archive / CAPTURES).is_dir():
+        raise LandingError(
+            f"the captures of {here.parent.name} (UTC) were archived to {archive}, which is not reachable: "
+            "mount it again to rebuild those days"
+        )
+    return [here, moved]
 
 
 def captures_in_window(root: Path, start: datetime, end: datetime) -> list[Capture]:
@@ -170,7 +187,7 @@ def captures_in_window(root: Path, start: datetime, end: datetime) -> list[Captu
     found: list[Capture] = []
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     while hour < end:
-        found.extend(c for c in _listed(_hour_dir(root, hour)) if start <= c.capture_time < end)
+        found.extend(c for c in _listed(*_hour_dirs(root, hour)) if start <= c.capture_time < end)
         hour += timedelta(hours=1)
     return sorted(found)
 
@@ -202,10 +219,15 @@ def newest_capture(root: Path) -> Capture | None:
 
 
 def capture_days(root: Path) -> list[date]:
-    """The local (Europe/Paris) days on which status captures landed, from the folder names alone."""
-    base = root / CAPTURES
+    """The local (Europe/Paris) days on which status captures landed, from the folder names alone
+    (archived days included)."""
     days: set[date] = set()
-    for date_dir in base.glob("date=*") if base.is_dir() else []:
+    bases = [root / CAPTURES, *{archive / CAPTURES for archive in archived(root).values()}]
+    for day in archived(root):  # listed even while the archive is not mounted
+        for hour in (0, 23):
+            when = datetime.fromisoformat(f"{day}T{hour:02d}:00").replace(tzinfo=UTC)
+            days.add(when.astimezone(PARIS).date())
+    for date_dir in [d for base in bases if base.is_dir() for d in base.glob("date=*")]:
         for hour_dir in date_dir.glob("hour=*"):
             if any(parse_capture_name(p) for p in hour_dir.iterdir()):
                 utc = datetime.strptime(f"{date_dir.name[5:]} {hour_dir.name[5:]}", "%Y-%m-%d %H")
@@ -271,3 +293,56 @@ def compact_landing(root: Path) -> Compaction:
                 report.gzipped += not existed
                 path.unlink()
     return report
+
+
+def archive_manifest(root: Path) -> Path:
+    """Which UTC date folders were moved, and where: beside the landing zone, which holds captures only."""
+    return root.parent / f"{root.name}.archived.json"
+
+
+def archived(root: Path) -> dict[str, Path]:
+    """UTC date (`YYYY-MM-DD`) -> the archive root its captures were moved to."""
+    manifest = archive_manifest(root)
+    if not manifest.is_file():
+        return {}
+    return {day: Path(where) for day, where in json.loads(manifest.read_text()).items()}
+
+
+def archive_days(root: Path, before: date, destination: Path) -> list[str]:
+    """Move the capture folders of the UTC dates before `before` to `destination` (same layout), for
+    an operator who has backed them up; the pipeline then reads them there. Each date folder is
+    copied aside, checked file for file, renamed into place and recorded before the original goes:
+    killed at any moment, every capture is readable exactly once, here or there."""
+    moved = []
+    destination = destination.resolve()
+    for date_dir in sorted((root / CAPTURES).glob("date=*")):
+        day = date_dir.name.removeprefix("date=")
+        if date.fromisoformat(day) >= before:
+            continue
+        target = destination / CAPTURES / date_dir.name
+        if not target.is_dir():
+            staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            shutil.copytree(date_dir, staging, ignore=shutil.ignore_patterns(".*"))
+            _same_files(date_dir, staging)
+            staging.rename(target)
+        _same_files(date_dir, target)
+        with _exclusive(root):
+            recorded = {d: str(p) for d, p in archived(root).items()} | {day: str(destination)}
+            _write_atomic(archive_manifest(root), json.dumps(recorded, indent=1, sort_keys=True))
+            shutil.rmtree(date_dir)
+        moved.append(day)
+    return moved
+
+
+def _same_files(source: Path, copy: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            twin = copy / path.relative_to(source)
+            if not twin.is_file() or twin.read_bytes() != path.read_bytes():
+                raise LandingError(f"{twin} is not an exact copy of {path}: nothing of {source.name} removed")
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
