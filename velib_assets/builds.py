@@ -13,12 +13,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
 
-from velib_assets import lake, landing, quality, snapshots
+from velib_assets import lake, landing, quality, schema, snapshots
 from velib_assets.coverage import DayCoverage, day_coverage
 from velib_assets.days import closed_through, day_hours
 from velib_assets.kpis.clean import CLEAN_SCHEMA, QUARANTINE_SCHEMA, clean_snapshots
@@ -40,6 +39,7 @@ from velib_assets.kpis.stations import (
 )
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import KpiThresholds
+from velib_assets.sources import formats
 
 RAW = "raw_station_snapshots"
 CLEAN = "clean_stations"
@@ -61,6 +61,8 @@ CLEAN_VERDICTS = (
     quality.clean_station_count,
 )
 """The per-day checks of `clean_stations`, in the order of its check specs."""
+OCCUPANCY_VERDICTS = (quality.occupancy_minutes_in_range, quality.occupancy_fill_rate_in_range)
+"""The checks of `station_occupancy`, in the order of its check specs."""
 VERDICT_MINUTES = (
     "station_code", "snapshot_ts", "bikes", "docks", "mechanical", "ebike", "is_stale", "capacity_mismatch"
 )
@@ -70,9 +72,9 @@ VERDICT_ATTRIBUTES = ("capacity", "commune", "arrondissement")
 
 @dataclass(frozen=True)
 class RawHour:
-    """What parsing an hour gave, kept beside its file: the next refresh of the day reuses the hour
-    as long as `sources` (its captures, the station information they use, the spell carried in, the
-    parser's version) is the same, and parses only the hours that changed."""
+    """What parsing an hour gave, kept beside its file: the next build of the day reuses the hour as
+    long as `sources` (a digest of its captures' names, the station information they use, the spell
+    carried in, the parser's version) is the same, and parses only the hours that changed."""
 
     sources: str
     captures: int
@@ -132,13 +134,28 @@ class RawDay:
         return max((h.longest_frozen_s for h in self.hours), default=0.0)
 
 
-def _sources(landing_root: Path, hour: datetime, infos: list[landing.Capture], carried) -> tuple[str, int]:
+def _parser_version() -> str:
+    """What makes the same captures parse into other rows: the parsing code and the Polars release.
+    Any change to them parses every hour again, so a day rebuilt after an upgrade is never stitched
+    from hours of two parsers."""
+    digest = hashlib.sha256(pl.__version__.encode())
+    for module in (formats, snapshots, schema):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+PARSER_VERSION = _parser_version()
+
+
+def _sources(landing_root: Path, hour: datetime, infos: list[landing.Capture], carried) -> str:
+    """The key of an hour's raw file: its captures, the station information they use, the frozen
+    spell carried in from the hour before, and the parser's version."""
     captures = landing.captures_in_window(landing_root, hour, hour + HOUR)
     chosen = (landing.information_for(landing_root, c.capture_time, infos) for c in captures)
     used = {info.path.name for info in chosen if info}
     tail = [carried.content, carried.since.isoformat()] if carried else None
-    key = [version("velib_assets"), [c.path.name for c in captures], sorted(used), tail]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest(), len(captures)
+    key = [PARSER_VERSION, [c.path.name for c in captures], sorted(used), tail]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
 def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> RawDay:
@@ -157,7 +174,7 @@ def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> Ra
             target.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
             continue
-        sources, _ = _sources(landing_root, hour, infos, carried)
+        sources = _sources(landing_root, hour, infos, carried)
         built = RawHour.read(sidecar) if target.is_file() else None
         if built is None or built.sources != sources:
             parsed = snapshots.parse_window(landing_root, hour, hour + HOUR, carried)
@@ -174,10 +191,6 @@ def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> Ra
     frame = lake.scan_files(files, RAW_SCHEMA)
     stations = frame.select(pl.col("station_code").drop_nulls().n_unique()).collect().item() if files else 0
     return RawDay(hours, reparsed, stations, frame.head(10).collect())
-
-
-def read_raw_day(lake_root: Path, day: date) -> pl.LazyFrame:
-    return lake.scan_files(lake.hour_files(lake_root, RAW, day), RAW_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -234,27 +247,54 @@ def read_clean_day(lake_root: Path, day: date, columns: Sequence[str] | None = N
     spells_file = folder / SPELLS_FILE
     spells = pl.scan_parquet(spells_file) if spells_file.is_file() else pl.LazyFrame(schema=SPELL_SCHEMA)
     attributes = [c for c in wanted if c in STATION_ATTRIBUTES]
-    return join_spells(minutes, spells.select("station_code", *attributes, "rows").collect())
+    try:
+        return join_spells(minutes, spells.select("station_code", *attributes, "rows").collect())
+    except ValueError as exc:
+        raise ValueError(
+            f"clean_stations of {day}: its minutes and spells are from two builds (one was interrupted: "
+            f"{exc}); materialize clean_stations for {day} again"
+        ) from exc
 
 
-def read_quarantine_day(lake_root: Path, day: date) -> pl.LazyFrame:
-    return lake.scan([lake.day_dir(lake_root, QUARANTINE, day)], QUARANTINE_SCHEMA)
+@dataclass(frozen=True)
+class OccupiedDay:
+    """A day of station occupancy as its materialization reports it: a year of days is a year of
+    these in the run's process, not a year of station-hours."""
+
+    rows: int
+    stations: int
+    hours: int
+    minutes: dict[str, float]
+    verdicts: list[quality.Verdict]
+    preview: pl.DataFrame
 
 
-def occupancy_day(lake_root: Path, thresholds: KpiThresholds, day: date) -> pl.DataFrame:
+def occupancy_day(lake_root: Path, thresholds: KpiThresholds, day: date) -> OccupiedDay:
     occupancy = station_occupancy_hours(read_clean_day(lake_root, day, OCCUPANCY_INPUT), thresholds)
     lake.write_parquet(occupancy, lake.day_dir(lake_root, STATION_OCCUPANCY, day))
-    return occupancy
+    return OccupiedDay(
+        rows=occupancy.height,
+        stations=occupancy["station_code"].n_unique(),
+        hours=occupancy["hour_start"].n_unique(),
+        minutes={
+            name: round(float(occupancy[name].sum()), 1)
+            for name in ("empty_minutes", "full_minutes", "observed_minutes")
+        },
+        verdicts=[check(occupancy) for check in OCCUPANCY_VERDICTS],
+        preview=occupancy.head(10),
+    )
 
 
 def read_occupancy_day(lake_root: Path, day: date) -> pl.LazyFrame:
     return lake.scan([lake.day_dir(lake_root, STATION_OCCUPANCY, day)], STATION_OCCUPANCY_SCHEMA)
 
 
-def districts_day(lake_root: Path, day: date) -> pl.DataFrame:
+def districts_day(lake_root: Path, day: date) -> tuple[int, int, pl.DataFrame]:
+    """Rows, districts, and the ten district-hours with the most empty minutes."""
     districts = district_occupancy(read_occupancy_day(lake_root, day)).sort("hour_start", "district")
     lake.write_parquet(districts, lake.day_dir(lake_root, DISTRICT_OCCUPANCY, day))
-    return districts
+    worst = districts.sort("empty_minutes", descending=True).head(10)
+    return districts.height, districts["district"].n_unique(), worst
 
 
 def read_districts_day(lake_root: Path, day: date) -> pl.LazyFrame:

@@ -46,7 +46,6 @@ class PollState:
     digest: str | None = None
     information_time: str | None = None
     ranked_through: str | None = None
-    last_closed_day: str | None = None
     clock_anomalies: int = 0
     retry_not_before: str | None = None
     late_hours: tuple[str, ...] = ()

@@ -135,10 +135,14 @@ def write_capture(root: Path, capture_time: datetime, fmt: str, body: bytes) -> 
     digest = hashlib.sha256(content).hexdigest()
     tagged = canonical.with_name(capture_name(capture_time, fmt, body, digest))
     with _exclusive(root):  # the sensor and an import may land the same second, in two encodings
-        for landed in _same_second(canonical):
+        archived_copy = _archived_twin(root, canonical)
+        twins = _same_second(canonical) + (_same_second(archived_copy) if archived_copy else [])
+        for landed in twins:
             if content_of(landed.read_bytes()) == content:
                 return landed, False
-        for target in (canonical, tagged):
+        # Another capture of that second, in any encoding or in the archive, keeps its name: this one
+        # takes the digest-tagged name, so the listing (which takes a name once) never hides either.
+        for target in (canonical, tagged) if not twins else (tagged,):
             if _link_new(target, body):
                 return target, True
     raise FileExistsError(f"{tagged}: a different capture holds the digest-tagged name")
@@ -167,6 +171,15 @@ def _listed(*directories: Path) -> Iterator[Capture]:
     yield from found.values()
 
 
+def _archived_twin(root: Path, path: Path) -> Path | None:
+    """Where `path` of the landing zone lies in the archive its day was moved to; None if not archived."""
+    relative = path.relative_to(root)
+    if relative.parts[0] != CAPTURES:
+        return None
+    archive = archived(root).get(relative.parts[1].removeprefix("date="))
+    return archive / relative if archive is not None else None
+
+
 def _hour_dirs(root: Path, hour: datetime) -> list[Path]:
     """The folder of an hour's captures, and its copy in the archive if its day was archived."""
     here = _hour_dir(root, hour)
@@ -190,6 +203,21 @@ def captures_in_window(root: Path, start: datetime, end: datetime) -> list[Captu
         found.extend(c for c in _listed(*_hour_dirs(root, hour)) if start <= c.capture_time < end)
         hour += timedelta(hours=1)
     return sorted(found)
+
+
+def read_capture(root: Path, capture: Capture) -> bytes:
+    """A listed capture's bytes, also when `velib compact-landing` or `velib archive-landing` moved
+    it after it was listed (a build running meanwhile must not fail on a file that moved)."""
+    try:
+        return capture.path.read_bytes()
+    except FileNotFoundError:
+        plain = capture.path.name.removesuffix(".gz")
+        archived_copy = _archived_twin(root, capture.path)
+        for folder in (capture.path.parent, *([archived_copy.parent] if archived_copy else [])):
+            for name in (f"{plain}.gz", plain):
+                if (folder / name).is_file():
+                    return (folder / name).read_bytes()
+        raise
 
 
 def information_captures(root: Path) -> list[Capture]:
@@ -311,7 +339,8 @@ def archived(root: Path) -> dict[str, Path]:
 def archive_days(root: Path, before: date, destination: Path) -> list[str]:
     """Move the capture folders of the UTC dates before `before` to `destination` (same layout), for
     an operator who has backed them up; the pipeline then reads them there. Each date folder is
-    copied aside, checked file for file, renamed into place and recorded before the original goes:
+    copied aside and synced to disk, renamed into place, then, under the writers' lock, completed
+    with any capture landed meanwhile, checked file for file and recorded before the original goes:
     killed at any moment, every capture is readable exactly once, here or there."""
     moved = []
     destination = destination.resolve()
@@ -323,10 +352,10 @@ def archive_days(root: Path, before: date, destination: Path) -> list[str]:
         if not target.is_dir():
             staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
             shutil.copytree(date_dir, staging, ignore=shutil.ignore_patterns(".*"))
-            _same_files(date_dir, staging)
+            _sync(staging)
             staging.rename(target)
-        _same_files(date_dir, target)
         with _exclusive(root):
+            _complete_copy(date_dir, target)
             recorded = {d: str(p) for d, p in archived(root).items()} | {day: str(destination)}
             _write_atomic(archive_manifest(root), json.dumps(recorded, indent=1, sort_keys=True))
             shutil.rmtree(date_dir)
@@ -334,12 +363,24 @@ def archive_days(root: Path, before: date, destination: Path) -> list[str]:
     return moved
 
 
-def _same_files(source: Path, copy: Path) -> None:
+def _sync(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _complete_copy(source: Path, copy: Path) -> None:
+    """Copy into `copy` what `source` holds and it lacks (a capture landed since), then check that
+    every capture of `source` is there, byte for byte; nothing is removed if one differs."""
     for path in source.rglob("*"):
-        if path.is_file() and not path.name.startswith("."):
-            twin = copy / path.relative_to(source)
-            if not twin.is_file() or twin.read_bytes() != path.read_bytes():
-                raise LandingError(f"{twin} is not an exact copy of {path}: nothing of {source.name} removed")
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        twin = copy / path.relative_to(source)
+        if not twin.exists():
+            _link_new(twin, path.read_bytes())
+        if twin.read_bytes() != path.read_bytes():
+            raise LandingError(f"{twin} is not an exact copy of {path}: nothing of {source.name} removed")
 
 
 def _write_atomic(target: Path, text: str) -> None:

@@ -10,16 +10,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from velib_assets import lake, landing, run_guard, settings, workers
+from velib_assets import lake, run_guard, settings, workers
 from velib_assets.definitions import defs
-from velib_assets.defs.ingestion import velib_landing
 from velib_assets.defs.jobs import daily_chain_job, serving_job
-from velib_assets.defs.partitions import started_day_key
 from velib_assets.defs.serving import DUCKDB_POOL, duckdb_views
 from velib_assets.defs.staging import REFERENCE
 from velib_assets.settings import data_dir
@@ -83,23 +81,6 @@ def instance_for_cli() -> dg.DagsterInstance:
         if instance.schedule_storage is not None:
             instance.schedule_storage.all_instigator_state()
     return instance
-
-
-def report_landed(instance: dg.DagsterInstance, captures: list[landing.Capture]) -> None:
-    """Record imported captures as events of `velib_landing`, one per day partition."""
-    now = datetime.now(UTC)
-    by_day: dict[str, list[landing.Capture]] = {}
-    for capture in captures:
-        if key := started_day_key(capture.capture_time, now):
-            by_day.setdefault(key, []).append(capture)
-    for key, landed in sorted(by_day.items()):
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key=velib_landing.key,
-                partition=key,
-                metadata={"captures_imported": len(landed), "newest": landed[-1].path.name},
-            )
-        )
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:

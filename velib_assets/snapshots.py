@@ -57,7 +57,8 @@ def _information(
         return None
     if chosen.path not in cache:
         try:
-            cache[chosen.path] = formats.gbfs_info_frame(formats.load_json(chosen.path.read_bytes()))
+            document = formats.load_json(landing.read_capture(root, chosen))
+            cache[chosen.path] = formats.gbfs_info_frame(document)
         except CaptureParseError:
             cache[chosen.path] = None
     return cache[chosen.path]
@@ -78,7 +79,7 @@ def parse_window(
     spell_start = carried.since if carried else None
     result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
     for capture in captures:
-        body = capture.path.read_bytes()
+        body = landing.read_capture(root, capture)
         result.bytes_read += len(body)
         try:
             frame = formats.parse_capture(body, capture.fmt, capture.capture_time)

@@ -133,3 +133,31 @@ def test_the_cli_refuses_open_days_and_a_destination_inside_the_landing_zone(zon
     assert inside.returncode == 2 and "inside the landing zone" in inside.stderr
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"archived 2 UTC days of captures before 2025-10-18 to {archive.resolve()}")
+
+
+def test_a_capture_landed_between_copy_and_removal_is_archived_too(zone) -> None:
+    root, archive, written = zone
+    day = root / "captures" / "date=2025-10-16"
+    shutil.copytree(day, archive / "captures" / day.name)  # copied and renamed by an earlier run
+    late = datetime(2025, 10, 16, 21, 30, tzinfo=UTC)
+    landing.write_capture(root, late, formats.GBFS_STATUS, STATUS)
+
+    landing.archive_days(root, date(2025, 10, 17), archive)
+
+    assert not day.exists() and readable(root) == {**written, late: STATUS}
+
+
+def test_another_capture_of_an_archived_second_lands_beside_it(zone) -> None:
+    root, archive, written = zone
+    landing.archive_days(root, date(2025, 10, 18), archive)
+    second = START + timedelta(hours=2)
+    other = STATUS.replace(b'"num_bikes_available":', b'"other":1,"num_bikes_available":', 1)
+
+    path, created = landing.write_capture(root, second, formats.GBFS_STATUS, other)
+    again, created_again = landing.write_capture(root, second, formats.GBFS_STATUS, written[second])
+
+    assert created and "-" in path.name.split(".")[0]  # digest-tagged: the archived one keeps its name
+    assert not created_again and archive.resolve() in again.parents  # the archived copy is that capture
+    captures = landing.captures_in_window(root, second, second + timedelta(seconds=1))
+    bodies = sorted(formats.decompress(c.path.read_bytes()) for c in captures)
+    assert bodies == sorted([written[second], other])

@@ -161,3 +161,32 @@ def test_the_cli_compacts_and_reports_the_saving(tmp_path: Path) -> None:
         cwd=PROJECT_ROOT, env=child_env(tmp_path / "nowhere"), capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("velib: no landing zone at")
+
+
+def test_another_capture_of_a_second_held_by_a_plain_file_lands_beside_it(tmp_path: Path) -> None:
+    """An older release's plain file keeps its name; a different capture of that second is tagged,
+    so the listing (which takes a name once, plain or gzipped) never hides either."""
+    start = datetime(2025, 10, 18, 8, 0, tzinfo=UTC)
+    written = plain_landing(tmp_path, 1, start)
+    other = GBFS_STATUS_2025.read_bytes()
+
+    path, created = landing.write_capture(tmp_path, start, formats.GBFS_STATUS, other)
+
+    assert created and path.name.startswith("20251018T080000Z-")
+    captures = landing.captures_in_window(tmp_path, start, start + timedelta(seconds=1))
+    bodies = sorted(formats.decompress(c.path.read_bytes()) for c in captures)
+    assert bodies == sorted([written[start], other])
+
+
+def test_a_capture_compacted_after_it_was_listed_is_still_read(tmp_path: Path) -> None:
+    """A build lists an hour, then `velib compact-landing` swaps a plain file for its gzip: the
+    build reads the gzip instead of failing on the file that went."""
+    start = datetime(2025, 10, 18, 8, 0, tzinfo=UTC)
+    written = plain_landing(tmp_path, 3, start)
+    listed = landing.captures_in_window(tmp_path, start, start + timedelta(hours=1))
+
+    landing.compact_landing(tmp_path)
+
+    assert not any(c.path.exists() for c in listed)
+    assert [landing.read_capture(tmp_path, c) for c in listed] != list(written.values())  # gzipped now
+    assert [formats.decompress(landing.read_capture(tmp_path, c)) for c in listed] == list(written.values())

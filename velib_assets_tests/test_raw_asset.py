@@ -270,3 +270,18 @@ def test_the_landing_is_never_modified(data_dir_with):
     materialize(data_dir, OPENDATA_DAY)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert all(gzip.decompress(body)[:1] == b"[" for body in before.values())
+
+
+def test_a_new_parser_parses_every_hour_again(data_dir_with, monkeypatch):
+    """After an upgrade that changes the parsing code, a day is never stitched from two parsers."""
+    data_dir = data_dir_with(OPENDATA_FOLDER)
+    materialize(data_dir, OPENDATA_DAY)
+    monkeypatch.setattr("velib_assets.builds.PARSER_VERSION", "another parser")
+    assert metadata(materialize(data_dir, OPENDATA_DAY))["hours_parsed_this_run"] == 24
+
+
+def test_today_before_its_first_hour_closed_says_so(data_dir_with, monkeypatch):
+    data_dir = data_dir_with(OPENDATA_FOLDER)
+    monkeypatch.setattr("velib_assets.defs.checks.now_utc", lambda: datetime(2024, 11, 2, 23, 30, tzinfo=UTC))
+    with pytest.raises(dg.Failure, match="day 2024-11-03: no hour of it has closed yet"):
+        materialize(data_dir, OPENDATA_DAY)

@@ -540,3 +540,16 @@ def test_a_millisecond_last_reported_is_read_as_such():
     plain = formats.parse_gbfs_status(status(at(now_s())), now_s())
     frame = formats.parse_gbfs_status(status(at(now_s()), in_ms), now_s())
     assert frame["reported_at"][0] == plain["reported_at"][0] is not None
+
+
+def test_late_hours_kept_by_an_hourly_cursor_rerun_their_days_after_the_upgrade():
+    """The hourly release kept late hours as partition keys (local hours): their days are re-run."""
+    state = PollState(late_hours=("2024-11-01-13:00", "2024-10-27-02:00+0100", "junk"))
+    closed = datetime(2024, 11, 4, 10, tzinfo=UTC)
+    requests, state, _ = closing_requests(state, closed + timedelta(minutes=30), closed + timedelta(hours=1))
+    reruns = [(r.partition_key, r.run_key) for r in requests if ":late:" in r.run_key]
+    assert reruns == [
+        ("2024-10-27", "2024-10-27:late:2024-11-04T10Z"),
+        ("2024-11-01", "2024-11-01:late:2024-11-04T10Z"),
+    ]
+    assert state.late_hours == ()

@@ -64,10 +64,12 @@ RAW_CHECKS = [
     ),
 )
 def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
-    now = checks.now_utc()
+    now = checks.run_now(context)
     days = [(key, local_day(key)) for key in context.partition_keys]
     build = partial(builds.raw_day, lake_store.lake, lake_store.landing, now)
     built = map_parallel(build, [day for _, day in days])
+    if len(days) == 1 and not built[0].hours:
+        raise dg.Failure(f"day {days[0][0]}: no hour of it has closed yet; its first build comes at 01:00")
     if len(days) == 1 and built[0].parsed == 0:
         key, raw = days[0][0], built[0]
         reasons = "; ".join(f"{n}: {r}" for n, r in raw.errors[:5]) or "no capture landed"

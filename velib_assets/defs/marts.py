@@ -58,24 +58,16 @@ def station_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResourc
     for key, day in zip(keys, built, strict=True):
         context.add_asset_metadata(
             {
-                "dagster/row_count": day.height,
-                "stations": day["station_code"].n_unique(),
-                "hours": day["hour_start"].n_unique(),
-                "empty_minutes": round(float(day["empty_minutes"].sum()), 1),
-                "full_minutes": round(float(day["full_minutes"].sum()), 1),
-                "observed_minutes": round(float(day["observed_minutes"].sum()), 1),
-                "preview": dg.MetadataValue.md(markdown_table(day)),
+                "dagster/row_count": day.rows,
+                "stations": day.stations,
+                "hours": day.hours,
+                **day.minutes,
+                "preview": dg.MetadataValue.md(markdown_table(day.preview)),
             },
             partition_key=key,
         )
     yield dg.MaterializeResult(metadata={"run_days": len(days)})
-    yield from checks.merge_partitions(
-        [
-            [quality.occupancy_minutes_in_range(day), quality.occupancy_fill_rate_in_range(day)]
-            for day in built
-        ],
-        keys,
-    )
+    yield from checks.merge_partitions([day.verdicts for day in built], keys)
 
 
 @dg.asset(
@@ -98,14 +90,12 @@ def district_occupancy(context: dg.AssetExecutionContext, lake_store: LakeResour
     days = [local_day(key) for key in keys]
     require_upstream(lake_store.lake, STATION_OCCUPANCY, days)
     built = map_parallel(partial(builds.districts_day, lake_store.lake), days)
-    for key, districts in zip(keys, built, strict=True):
+    for key, (rows, districts, worst) in zip(keys, built, strict=True):
         context.add_asset_metadata(
             {
-                "dagster/row_count": districts.height,
-                "districts": districts["district"].n_unique(),
-                "preview": dg.MetadataValue.md(
-                    markdown_table(districts.sort("empty_minutes", descending=True))
-                ),
+                "dagster/row_count": rows,
+                "districts": districts,
+                "preview": dg.MetadataValue.md(markdown_table(worst)),
             },
             partition_key=key,
         )
@@ -145,7 +135,7 @@ def critical_station_rankings(context: dg.AssetExecutionContext, lake_store: Lak
     keys = context.partition_keys
     days = [local_day(key) for key in keys]
     require_upstream(lake_store.lake, STATION_OCCUPANCY, days)
-    now = checks.now_utc()
+    now = checks.run_now(context)
     build = partial(
         builds.ranking_day, lake_store.lake, lake_store.landing, kpi.thresholds(), kpi.cadence_s, now
     )

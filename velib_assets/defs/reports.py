@@ -32,7 +32,7 @@ def report_path(store: LakeResource, day: str):
 def velib_report(
     context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource
 ) -> dg.MaterializeResult:
-    now = checks.now_utc()
+    now = checks.run_now(context)
     for key in context.partition_keys:
         day = local_day(key)
         through = closed_through(day, now)

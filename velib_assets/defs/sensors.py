@@ -10,6 +10,7 @@ fails to send, a tick never errors: it is a skip with its reason, or a capture w
 tick's log and the landing event.
 """
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -23,6 +24,8 @@ from velib_assets.defs.jobs import daily_chain_job, landing_checks_job, serving_
 from velib_assets.defs.partitions import day_key, is_partition, started_day_key
 from velib_assets.defs.resources import FeedResource, LakeResource
 from velib_assets.landing import Capture
+
+OLD_HOUR_KEY = re.compile(r"\d{4}-\d{2}-\d{2}-\d{2}:00(\+\d{4})?")
 
 
 def closing_requests(
@@ -46,7 +49,7 @@ def closing_requests(
         # The clock left the day: the refresh above ran after its end, so it is the day's final build.
         requests.append(dg.RunRequest(run_key=f"views:{day}", job_name=serving_job.name))
         state = replace(state, ranked_through=day)
-    return requests, replace(state, last_closed_day=day, late_hours=()), []
+    return requests, replace(state, late_hours=()), []
 
 
 def _reruns(state: PollState, refreshed: str, closed: str) -> list[dg.RunRequest]:
@@ -62,12 +65,12 @@ def _reruns(state: PollState, refreshed: str, closed: str) -> list[dg.RunRequest
 
 
 def _day_of(hour: str) -> str | None:
-    """The day of a late hour's label; None for a label of the hourly cursor older versions kept
-    (`velib rebuild`, run once at the upgrade, rebuilds those days anyway)."""
+    """The day of a late hour's label, also of an hourly partition key (`2024-11-01-13:00`, a local
+    hour) that a cursor of the hourly release kept; None for anything else."""
     try:
         return day_key(datetime.strptime(hour, HOUR_LABEL).replace(tzinfo=UTC))
     except ValueError:
-        return None
+        return hour[:10] if OLD_HOUR_KEY.fullmatch(hour) else None
 
 
 def with_late_hour(state: PollState, landed: Capture) -> tuple[PollState, list[str]]:
