@@ -133,3 +133,18 @@ def test_cpu_seconds_take_in_the_grandchildren() -> None:
     assert measured.returncode == 0, measured.stderr
     assert measured.cpu_s >= 0.4
     assert measured.steal_share is None or 0 <= measured.steal_share < 1
+
+
+def test_the_refresh_benchmark_times_one_new_hour(capsys) -> None:
+    """The 23:00 refresh parses the one hour that closed; the final build the last one."""
+    from benchmarks import refresh
+
+    refresh.main(["--per-hour", "2"])
+
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["at_22h"]["hours_parsed"] == 22 and figures["at_22h"]["provisional"] is True
+    assert (figures["at_23h"]["hours_parsed"], figures["at_23h"]["hours_built"]) == (1, 23)
+    assert (figures["final"]["hours_parsed"], figures["final"]["hours_built"]) == (1, 24)
+    assert figures["final"]["provisional"] is False
+    assert figures["final"]["rows"] == 48 * 1495
+    assert figures["at_23h"]["seconds"] > 0

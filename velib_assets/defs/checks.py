@@ -43,7 +43,7 @@ def now_utc() -> datetime:
 def run_now(context: dg.AssetExecutionContext) -> datetime:
     """The run's clock: when it started, the same for all its steps, so a run that crosses an hour
     or midnight builds every asset of today on the same closed hours and labels them alike."""
-    record = context.instance.get_run_record_by_id(context.run_id)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
     started = record.start_time if record is not None else None
     now = now_utc()
     return min(now, datetime.fromtimestamp(started, UTC)) if started else now
