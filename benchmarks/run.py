@@ -181,6 +181,12 @@ def run(args: argparse.Namespace) -> dict:
         if micro.returncode != 0:
             raise SystemExit(f"micro benchmarks failed:\n{micro.stderr[-4000:]}")
         report["micro"] = json.loads(micro.stdout.strip().splitlines()[-1])
+    if not args.skip_landing_day:
+        print("running landing_day (refresh, storage, rebuild from landing) ...", file=sys.stderr, flush=True)
+        day = measure([sys.executable, "-m", "benchmarks.landing_day"], cwd=Path(__file__).parent.parent)
+        if day.returncode != 0:
+            raise SystemExit(f"landing_day failed:\n{day.stderr[-4000:]}")
+        report["landing_day"] = json.loads(day.stdout.strip().splitlines()[-1])
     return report
 
 
@@ -279,6 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS))
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--skip-micro", action="store_true", help="skip the sensor/parse/definitions figures")
+    parser.add_argument(
+        "--skip-landing-day", action="store_true",
+        help="skip the day of real-size landing files (refresh, storage, rebuild; about two minutes)",
+    )
     args = parser.parse_args(argv)
     report = run(args)
     print_table(report)

@@ -82,7 +82,7 @@ def test_three_implementations_agree_and_report_design_keys(tmp_path) -> None:
     results = tmp_path / "results"
     arguments = [
         "--days", "1", "--start", DAY.isoformat(), "--stations", "60", "--cadence", "120",
-        "--data-dir", str(tmp_path / "data"), "--results", str(results), "--skip-micro",
+        "--data-dir", str(tmp_path / "data"), "--results", str(results), "--skip-micro", "--skip-landing-day",
     ]
     try:
         run.main(arguments)
@@ -135,11 +135,12 @@ def test_cpu_seconds_take_in_the_grandchildren() -> None:
     assert measured.steal_share is None or 0 <= measured.steal_share < 1
 
 
-def test_the_refresh_benchmark_times_one_new_hour(capsys) -> None:
-    """The 23:00 refresh parses the one hour that closed; the final build the last one."""
-    from benchmarks import refresh
+def test_the_landing_day_benchmark_times_one_new_hour_and_sizes_the_day(capsys) -> None:
+    """The 23:00 refresh parses the one hour that closed, the final build the last one; the day's
+    storage and its rebuild from the landing zone are reported."""
+    from benchmarks import landing_day
 
-    refresh.main(["--per-hour", "2"])
+    landing_day.main(["--per-hour", "2"])
 
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["at_22h"]["hours_parsed"] == 22 and figures["at_22h"]["provisional"] is True
@@ -148,3 +149,8 @@ def test_the_refresh_benchmark_times_one_new_hour(capsys) -> None:
     assert figures["final"]["provisional"] is False
     assert figures["final"]["rows"] == 48 * 1495
     assert figures["at_23h"]["seconds"] > 0
+    storage = figures["storage"]
+    assert storage["landing_files_per_day"] == storage["listed"] == 48
+    assert 0 < storage["landing_mb_per_day"] < 0.1 * 48 * 0.457  # gzipped: under a tenth of 457 KB each
+    assert set(storage["lake_mb_per_day"]) >= {"raw_station_snapshots", "clean_stations", "station_occupancy"}
+    assert figures["rebuild"]["day_s"] > 0 and figures["rebuild"]["year_landing_files"] == 48 * 365
