@@ -259,7 +259,11 @@ def opendata_records_frame(records: list[dict[str, Any]], snapshot_ts: datetime)
 
 
 def parse_opendata_json(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
-    document = load_json(body)
+    return opendata_json_frame(load_json(body), snapshot_ts)
+
+
+def opendata_json_frame(document: Any, snapshot_ts: datetime) -> pl.DataFrame:
+    """An export (a JSON array of records) or a `/records` page, already decoded."""
     if isinstance(document, dict) and isinstance(document.get("results"), list):
         document = document["results"]  # a /records page
     if not isinstance(document, list):
@@ -418,6 +422,15 @@ PARSERS: dict[str, Callable[[bytes, datetime], pl.DataFrame]] = {
     GBFS_STATUS: parse_gbfs_status,
     GBFS_STATUS_LINES: parse_gbfs_status_lines,
 }
+
+
+def parse_document(document: Any, fmt: str, snapshot_ts: datetime) -> pl.DataFrame:
+    """Raw rows of a JSON capture already decoded (an import decodes it once to recognise it)."""
+    if fmt == OPENDATA_JSON:
+        return opendata_json_frame(document, snapshot_ts)
+    if fmt == GBFS_STATUS:
+        return gbfs_status_frame(gbfs_stations(document), snapshot_ts)
+    raise CaptureParseError(f"capture format {fmt!r} is not a JSON document")
 
 
 def parse_capture(body: bytes, fmt: str, snapshot_ts: datetime) -> pl.DataFrame:

@@ -55,23 +55,29 @@ CAPTURE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 
 
 def detect_format(path: Path, body: bytes) -> str:
+    return _sniff(path, body)[0]
+
+
+def _sniff(path: Path, body: bytes) -> tuple[str, Any]:
+    """The capture's format, and its decoded JSON document when recognising it needed one (None
+    otherwise), so an import decodes each file once, not three times."""
     name = path.name.lower().removesuffix(".gz")
     if not name.endswith(CAPTURE_SUFFIXES):
         raise CaptureParseError(
             f"not a capture file (expected one of {', '.join(CAPTURE_SUFFIXES)}, optionally .gz)"
         )
     if name.endswith(".parquet"):
-        return formats.OPENDATA_PARQUET
+        return formats.OPENDATA_PARQUET, None
     if name.endswith(".csv"):
-        return formats.OPENDATA_CSV
+        return formats.OPENDATA_CSV, None
     if name.endswith(".jsonl") or name.endswith(".ndjson"):
-        return formats.GBFS_STATUS_LINES
+        return formats.GBFS_STATUS_LINES, None
     document = formats.load_json(body)
     if isinstance(document, list) or (isinstance(document, dict) and "results" in document):
-        return formats.OPENDATA_JSON
+        return formats.OPENDATA_JSON, document
     data = document.get("data") if isinstance(document, dict) else None
     if isinstance(data, dict) and isinstance(data.get("stations"), list):
-        return _gbfs_kind(data["stations"])
+        return _gbfs_kind(data["stations"]), document
     if isinstance(data, dict):
         raise CaptureParseError("a GBFS document without stations (discovery or system information)")
     raise CaptureParseError("not a recognised Vélib' capture format")
@@ -92,17 +98,19 @@ def _gbfs_kind(stations: list[Any]) -> str:
 def read_recorded(path: Path) -> RecordedCapture:
     """Recognise, parse and date one recorded file; `CaptureParseError` says why it cannot be used."""
     body = path.read_bytes()
-    fmt = detect_format(path, body)
+    fmt, document = _sniff(path, body)
     feed_time = None
     if fmt in (formats.GBFS_STATUS, formats.GBFS_INFO):
-        document = formats.load_json(body)
         feed_time = formats.gbfs_feed_time(document)
         if fmt == formats.GBFS_INFO:
             stations = formats.gbfs_info_frame(document).height
             when = feed_time or _from_name(path, None)
             return RecordedCapture(fmt, when, body, stations)
     placeholder = datetime(2000, 1, 1, tzinfo=UTC)
-    frame = formats.parse_capture(body, fmt, placeholder)
+    if document is None:
+        frame = formats.parse_capture(body, fmt, placeholder)
+    else:
+        frame = formats.parse_document(document, fmt, placeholder)
     when = feed_time or _from_name(path, frame)
     return RecordedCapture(fmt, when, body, frame.height)
 
