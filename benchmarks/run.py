@@ -176,18 +176,19 @@ def run(args: argparse.Namespace) -> dict:
         report["dagster_floor"] = dagster_floor(args.start, args.days)
         report["targets"] = targets(report)
     if not args.skip_micro:
-        print("running micro (sensor tick, parse rate, definitions load) ...", file=sys.stderr, flush=True)
-        micro = measure([sys.executable, "-m", "benchmarks.micro"], cwd=Path(__file__).parent.parent)
-        if micro.returncode != 0:
-            raise SystemExit(f"micro benchmarks failed:\n{micro.stderr[-4000:]}")
-        report["micro"] = json.loads(micro.stdout.strip().splitlines()[-1])
+        report["micro"] = _module_figures("micro", "sensor tick, parse rate, definitions load")
     if not args.skip_landing_day:
-        print("running landing_day (refresh, storage, rebuild from landing) ...", file=sys.stderr, flush=True)
-        day = measure([sys.executable, "-m", "benchmarks.landing_day"], cwd=Path(__file__).parent.parent)
-        if day.returncode != 0:
-            raise SystemExit(f"landing_day failed:\n{day.stderr[-4000:]}")
-        report["landing_day"] = json.loads(day.stdout.strip().splitlines()[-1])
+        report["landing_day"] = _module_figures("landing_day", "refresh, storage, rebuild from landing")
     return report
+
+
+def _module_figures(module: str, what: str) -> dict:
+    """The JSON object `benchmarks.<module>` prints as its last line, run in its own measured child."""
+    print(f"running {module} ({what}) ...", file=sys.stderr, flush=True)
+    done = measure([sys.executable, "-m", f"benchmarks.{module}"], cwd=Path(__file__).parent.parent)
+    if done.returncode != 0:
+        raise SystemExit(f"{module} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _target(target: str, measured: float | None, limit: float, at_least: bool = False) -> dict:

@@ -291,7 +291,7 @@ def read_occupancy_day(lake_root: Path, day: date) -> pl.LazyFrame:
 
 def districts_day(lake_root: Path, day: date) -> tuple[int, int, pl.DataFrame]:
     """Rows, districts, and the ten district-hours with the most empty minutes."""
-    districts = district_occupancy(read_occupancy_day(lake_root, day)).sort("hour_start", "district")
+    districts = district_occupancy(read_occupancy_day(lake_root, day))  # in (hour_start, district) order
     lake.write_parquet(districts, lake.day_dir(lake_root, DISTRICT_OCCUPANCY, day))
     worst = districts.sort("empty_minutes", descending=True).head(10)
     return districts.height, districts["district"].n_unique(), worst
