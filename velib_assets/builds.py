@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import polars as pl
 
 from velib_assets import lake, landing, quality, schema, snapshots
@@ -39,7 +40,7 @@ from velib_assets.kpis.stations import (
 )
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import KpiThresholds
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers, typed
 
 RAW = "raw_station_snapshots"
 CLEAN = "clean_stations"
@@ -135,11 +136,11 @@ class RawDay:
 
 
 def _parser_version() -> str:
-    """What makes the same captures parse into other rows: the parsing code and the Polars release.
-    Any change to them parses every hour again, so a day rebuilt after an upgrade is never stitched
-    from hours of two parsers."""
-    digest = hashlib.sha256(pl.__version__.encode())
-    for module in (formats, snapshots, schema):
+    """What makes the same captures parse into other rows: the parsing code and the Polars and
+    msgspec releases. Any change to them parses every hour again, so a day rebuilt after an upgrade
+    is never stitched from hours of two parsers."""
+    digest = hashlib.sha256(f"{pl.__version__} {msgspec.__version__}".encode())
+    for module in (formats, typed, parsers, snapshots, schema):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from velib_assets import landing, settings
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 from velib_assets.sources.gbfs import GbfsCapture, GbfsClient
 from velib_assets.sources.http import FeedError, FetchedBody
@@ -213,7 +213,7 @@ def _land(
     if digest == state.digest:
         return PollOutcome(state, skip_reason=f"feed unchanged since {state.feed_time or state.clock}"), None
     try:
-        frame = _parsed(lambda: formats.parse_capture(fetched.body, fmt, when))
+        frame = _parsed(lambda: parsers.parse_capture(fetched.body, fmt, when))
         path, created = landing.write_capture(root, when, fmt, fetched.body)
     except CaptureParseError as exc:
         return PollOutcome(state, skip_reason=f"broken feed: {fetched.url}: {exc}"), None

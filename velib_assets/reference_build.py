@@ -12,7 +12,7 @@ import polars as pl
 from velib_assets import lake
 from velib_assets.importer import iter_files
 from velib_assets.reference import REFERENCE_FILE, build_reference
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 from velib_assets.sources.recorded import read_recorded
 
@@ -26,7 +26,7 @@ def opendata_rows(paths: list[Path]) -> pl.DataFrame:
         except (CaptureParseError, OSError):
             continue
         if recorded.fmt in (formats.OPENDATA_JSON, formats.OPENDATA_CSV, formats.OPENDATA_PARQUET):
-            frames.append(formats.parse_capture(recorded.body, recorded.fmt, recorded.capture_time))
+            frames.append(parsers.parse_capture(recorded.body, recorded.fmt, recorded.capture_time))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 

@@ -9,6 +9,7 @@ stopped moving while it kept answering.
 """
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import polars as pl
 
 from velib_assets import landing
 from velib_assets.schema import RAW_SCHEMA, empty_raw_frame
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 
 
@@ -40,6 +41,9 @@ class WindowSnapshots:
     frame: pl.DataFrame
     captures: int = 0
     bytes_read: int = 0
+    """Bytes landed (gzipped since captures are stored compressed)."""
+    bytes_parsed: int = 0
+    """Bytes the feed sent: the captures decompressed, which is what a parser's rate is measured on."""
     longest_frozen_s: float = 0.0
     tail: Unchanged | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -64,6 +68,17 @@ def _information(
     return cache[chosen.path]
 
 
+def _with_information(parts: list[tuple[pl.DataFrame, pl.DataFrame | None]]) -> pl.DataFrame:
+    """The captures in order, GBFS ones joined to their station_information: one join per run of
+    captures sharing it (an hour's 60 captures share one), not one per capture."""
+    joined = []
+    for _, run in itertools.groupby(parts, key=lambda part: id(part[1])):
+        frames = list(run)
+        status = pl.concat([frame for frame, _ in frames], how="vertical")
+        joined.append(formats.with_station_information(status, frames[0][1]))
+    return pl.concat(joined, how="vertical")
+
+
 def parse_window(
     root: Path, start: datetime, end: datetime, carried: Unchanged | None = None
 ) -> WindowSnapshots:
@@ -74,7 +89,7 @@ def parse_window(
     captures = landing.captures_in_window(root, start, end)
     infos = landing.information_captures(root)
     cache: dict[Path, pl.DataFrame | None] = {}
-    frames: list[pl.DataFrame] = []
+    parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = []
     previous = carried.content if carried else None
     spell_start = carried.since if carried else None
     result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
@@ -82,12 +97,13 @@ def parse_window(
         body = landing.read_capture(root, capture)
         result.bytes_read += len(body)
         try:
-            frame = formats.parse_capture(body, capture.fmt, capture.capture_time)
+            text = formats.decompress(body)
+            result.bytes_parsed += len(text)
+            frame = parsers.parse_capture(text, capture.fmt, capture.capture_time)
         except CaptureParseError as exc:
             result.errors.append((capture.path.name, str(exc)))
             continue
-        if frame["source"][0] == "gbfs":
-            frame = formats.with_station_information(frame, _information(root, capture, infos, cache))
+        info = _information(root, capture, infos, cache) if frame["source"][0] == "gbfs" else None
         content = content_digest(frame.drop("snapshot_ts"))
         if previous is None or content != previous:
             spell_start = capture.capture_time
@@ -95,9 +111,9 @@ def parse_window(
             spell = (capture.capture_time - spell_start).total_seconds()
             result.longest_frozen_s = max(result.longest_frozen_s, spell)
         previous = content
-        frames.append(frame)
-    if frames:
-        result.frame = pl.concat(frames, how="vertical").select(list(RAW_SCHEMA))
+        parts.append((frame, info))
+    if parts:
+        result.frame = _with_information(parts).select(list(RAW_SCHEMA))
     if previous is not None and spell_start is not None:
         result.tail = Unchanged(previous, spell_start)
     return result

@@ -23,7 +23,7 @@ import polars as pl
 from velib_assets.kpis.clean import clean_snapshots
 from velib_assets.reference import load_bundled_reference
 from velib_assets.settings import KpiThresholds
-from velib_assets.sources import formats
+from velib_assets.sources import parsers
 from velib_assets.sources.recorded import read_recorded
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def sample_files(*days: date) -> list[Path]:
 def raw_capture(name: str) -> pl.DataFrame:
     """One bundled export parsed into raw rows, dated like `velib import` dates it."""
     recorded = read_recorded(SAMPLE / name)
-    return formats.parse_capture(recorded.body, recorded.fmt, recorded.capture_time)
+    return parsers.parse_capture(recorded.body, recorded.fmt, recorded.capture_time)
 
 
 def clean_captures(*names: str) -> pl.DataFrame:

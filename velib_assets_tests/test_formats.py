@@ -10,7 +10,7 @@ import pytest
 
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.settings import PARIS
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 from velib_assets.sources.recorded import detect_format, name_time, read_recorded
 
@@ -37,7 +37,7 @@ BUNDLED = [
 
 
 def parse(relative: str, fmt: str, when: datetime = T) -> pl.DataFrame:
-    return formats.parse_capture((SAMPLE / relative).read_bytes(), fmt, when)
+    return parsers.parse_capture((SAMPLE / relative).read_bytes(), fmt, when)
 
 
 def station(frame: pl.DataFrame, code: str) -> dict:
@@ -351,7 +351,7 @@ def test_truncated_json_lines_name_the_line():
 def test_html_page_is_refused(fmt):
     page = b"\n<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
     with pytest.raises(CaptureParseError, match="HTML page"):
-        formats.parse_capture(page, fmt, T)
+        parsers.parse_capture(page, fmt, T)
 
 
 @pytest.mark.parametrize(
@@ -367,7 +367,7 @@ def test_html_page_is_refused(fmt):
 )
 def test_empty_station_list_is_refused(body, fmt):
     with pytest.raises(CaptureParseError, match="empty station list"):
-        formats.parse_capture(body, fmt, T)
+        parsers.parse_capture(body, fmt, T)
 
 
 def test_csv_header_only_is_an_empty_station_list():
@@ -380,7 +380,7 @@ def test_empty_body_and_unknown_format():
     with pytest.raises(CaptureParseError, match="empty body"):
         formats.parse_opendata_json(b"  ", T)
     with pytest.raises(CaptureParseError, match="unknown capture format 'xml'"):
-        formats.parse_capture(b"[]", "xml", T)
+        parsers.parse_capture(b"[]", "xml", T)
 
 
 def test_corrupt_parquet_is_refused():
@@ -403,3 +403,25 @@ def test_max_reported_at_ignores_empty_frames():
     assert formats.max_reported_at([empty, frame]) == frame["reported_at"].max()
     assert formats.max_reported_at([empty]) is None
     assert frame["reported_at"].max() < T and T - frame["reported_at"].max() < timedelta(hours=2)
+
+
+def test_a_gzip_body_with_corrupt_deflate_data_is_refused():
+    """A valid gzip header over damaged data: zlib.error is not an OSError, and once escaped the parser."""
+    body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"not deflate data"
+    with pytest.raises(CaptureParseError, match="corrupt gzip"):
+        parsers.parse_capture(body, formats.GBFS_STATUS, T)
+
+
+@pytest.mark.parametrize("fmt", [formats.GBFS_STATUS, formats.OPENDATA_JSON, formats.GBFS_STATUS_LINES])
+def test_a_lone_surrogate_escape_refuses_the_capture_with_a_reason(fmt):
+    """json.loads reads `"\\ud800"` as a string Polars cannot hold: a refused capture, not a crash."""
+    station = (
+        '{"stationCode": "\\ud800", "stationcode": "\\ud800", "numBikesAvailable": 1, "numbikesavailable": 1}'
+    )
+    body = {
+        formats.GBFS_STATUS: f'{{"data": {{"stations": [{station}]}}}}',
+        formats.OPENDATA_JSON: f"[{station}]",
+        formats.GBFS_STATUS_LINES: station,
+    }[fmt].encode()
+    with pytest.raises(CaptureParseError, match="lone UTF-16 surrogate"):
+        parsers.parse_capture(body, fmt, T)

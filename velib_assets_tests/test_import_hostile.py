@@ -15,7 +15,7 @@ from velib_assets import cli, landing, quality, snapshots
 from velib_assets.defs import ingestion
 from velib_assets.defs.resources import LakeResource
 from velib_assets.importer import import_paths
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 
 from .conftest import GBFS_STATUS_2025, PARTITIONS_START, SAMPLE, status_at
@@ -91,7 +91,7 @@ def test_json_that_is_not_a_station_list_is_rejected(tmp_path: Path):
 def test_every_status_parse_applies_the_station_list_rule(body: bytes, fmt: str):
     """`parse_capture` is what the sensor validates with before landing, and what the raw asset reads."""
     with pytest.raises(CaptureParseError, match="not a station list"):
-        formats.parse_capture(body, fmt, HOUR[0])
+        parsers.parse_capture(body, fmt, HOUR[0])
 
 
 def test_the_raw_asset_reports_a_landed_non_station_list_as_a_parse_error(tmp_path: Path):
@@ -109,7 +109,7 @@ def test_the_raw_asset_reports_a_landed_non_station_list_as_a_parse_error(tmp_pa
 
 def test_a_real_export_whose_station_codes_are_all_null_is_still_a_capture():
     """The Opendatasoft feed really answered this (codes null, counts present): its rows go to quarantine."""
-    frame = formats.parse_capture(EXPORT_WITHOUT_CODES.read_bytes(), formats.OPENDATA_JSON, HOUR[0])
+    frame = parsers.parse_capture(EXPORT_WITHOUT_CODES.read_bytes(), formats.OPENDATA_JSON, HOUR[0])
     assert frame.height == 1482 and frame["station_code"].null_count() == 1482
 
 

@@ -14,7 +14,7 @@ from velib_assets.days import day_hours, day_of
 from velib_assets.defs.ingestion import RAW, raw_station_snapshots
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.schema import RAW_SCHEMA
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 
 from .conftest import SAMPLE
 
@@ -57,7 +57,7 @@ def parsed_captures(folder: Path) -> list[pl.DataFrame]:
     for path in sorted(folder.iterdir()):
         capture = landing.parse_capture_name(path)
         assert capture is not None
-        frames.append(formats.parse_capture(path.read_bytes(), capture.fmt, capture.capture_time))
+        frames.append(parsers.parse_capture(path.read_bytes(), capture.fmt, capture.capture_time))
     return frames
 
 

@@ -17,7 +17,7 @@ from velib_assets.kpis.clean import QUARANTINE_SCHEMA
 from velib_assets.kpis.stations import CLEAN_MINUTE_SCHEMA
 from velib_assets.reference import build_reference, load_bundled_reference
 from velib_assets.schema import REFERENCE_SCHEMA
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.http import FeedError
 from velib_assets.workers import map_parallel
 
@@ -63,7 +63,7 @@ def station_reference(config: ReferenceConfig, lake_store: LakeResource, feed: F
     if config.source == "api":
         try:
             fetched = feed.opendata().export_json()
-            rows = formats.parse_capture(fetched.body, formats.OPENDATA_JSON, fetched.fetched_at)
+            rows = parsers.parse_capture(fetched.body, formats.OPENDATA_JSON, fetched.fetched_at)
         except (FeedError, formats.CaptureParseError) as exc:
             raise dg.Failure(
                 f"station reference refresh failed: {exc}; the previous reference stays in use"

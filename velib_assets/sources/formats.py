@@ -10,6 +10,7 @@ import io
 import json
 import re
 import struct
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +61,7 @@ def decompress(body: bytes) -> bytes:
     if body[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(body)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise CaptureParseError(f"truncated or corrupt gzip ({exc})") from exc
     return body
 
@@ -217,14 +218,19 @@ def _code(value: Any) -> str | None:
     return text or None
 
 
+def _table(columns: dict[str, list[Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """json.loads reads `"\\ud800"` as a lone surrogate, which is not text: the capture is refused."""
+    try:
+        return pl.DataFrame(columns, schema=schema, strict=False)
+    except UnicodeEncodeError as exc:
+        surrogate = exc.object[exc.start]
+        raise CaptureParseError(f"a string holds a lone UTF-16 surrogate ({surrogate!r}), not text") from exc
+
+
 def _frame(columns: dict[str, list[Any]], snapshot_ts: datetime, source: str) -> pl.DataFrame:
     height = len(next(iter(columns.values())))
     columns = {**columns, "snapshot_ts": [snapshot_ts] * height, "source": [source] * height}
-    return pl.DataFrame(
-        {name: columns.get(name, [None] * height) for name in RAW_SCHEMA},
-        schema=RAW_SCHEMA,
-        strict=False,
-    )
+    return _table({name: columns.get(name, [None] * height) for name in RAW_SCHEMA}, RAW_SCHEMA)
 
 
 def _column(records: list[dict[str, Any]], key: str, convert: Callable[[Any], Any]) -> list[Any]:
@@ -354,10 +360,11 @@ def gbfs_status_frame(stations: list[dict[str, Any]], snapshot_ts: datetime) -> 
 
 
 def gbfs_info_frame(document: Any) -> pl.DataFrame:
-    """`station_information` as (station_id, station_code, name, lat, lon, capacity) for joining."""
+    """`station_information` as (station_id, station_code, name, lat, lon, capacity) for joining: one row
+    per station code, the last where a code repeats, so a join never multiplies status rows."""
     stations = gbfs_stations(document)
     _require_stations(stations, GBFS_CODE_KEYS, GBFS_INFO_KEYS, "a name or position")
-    return pl.DataFrame(
+    return _table(
         {
             "station_id": _column(stations, "station_id", _station_id),
             "station_code": [_code(_first(s, "stationCode", "station_id")) for s in stations],
@@ -374,8 +381,7 @@ def gbfs_info_frame(document: Any) -> pl.DataFrame:
             "lon": pl.Float64(),
             "capacity": pl.Int32(),
         },
-        strict=False,
-    )
+    ).unique("station_code", keep="last", maintain_order=True)
 
 
 def with_station_information(status: pl.DataFrame, info: pl.DataFrame | None) -> pl.DataFrame:
@@ -384,9 +390,7 @@ def with_station_information(status: pl.DataFrame, info: pl.DataFrame | None) ->
         return status
     fields = ["name", "lat", "lon", "capacity"]
     joined = status.drop(fields).join(
-        info.select("station_code", *fields).unique("station_code", keep="last"),
-        on="station_code",
-        how="left",
+        info.select("station_code", *fields), on="station_code", how="left", maintain_order="left"
     )
     return joined.select(status.columns)
 
@@ -415,15 +419,6 @@ def parse_gbfs_status_lines(body: bytes, snapshot_ts: datetime) -> pl.DataFrame:
     return gbfs_status_frame(_non_empty(stations), snapshot_ts)
 
 
-PARSERS: dict[str, Callable[[bytes, datetime], pl.DataFrame]] = {
-    OPENDATA_JSON: parse_opendata_json,
-    OPENDATA_CSV: parse_opendata_csv,
-    OPENDATA_PARQUET: parse_opendata_parquet,
-    GBFS_STATUS: parse_gbfs_status,
-    GBFS_STATUS_LINES: parse_gbfs_status_lines,
-}
-
-
 def parse_document(document: Any, fmt: str, snapshot_ts: datetime) -> pl.DataFrame:
     """Raw rows of a JSON capture already decoded (an import decodes it once to recognise it)."""
     if fmt == OPENDATA_JSON:
@@ -431,14 +426,6 @@ def parse_document(document: Any, fmt: str, snapshot_ts: datetime) -> pl.DataFra
     if fmt == GBFS_STATUS:
         return gbfs_status_frame(gbfs_stations(document), snapshot_ts)
     raise CaptureParseError(f"capture format {fmt!r} is not a JSON document")
-
-
-def parse_capture(body: bytes, fmt: str, snapshot_ts: datetime) -> pl.DataFrame:
-    """Raw rows of one capture, or `CaptureParseError`; GBFS rows lack metadata until joined to info."""
-    parser = PARSERS.get(fmt)
-    if parser is None:
-        raise CaptureParseError(f"unknown capture format {fmt!r}")
-    return parser(body, snapshot_ts)
 
 
 def max_reported_at(frames: Iterable[pl.DataFrame]) -> datetime | None:

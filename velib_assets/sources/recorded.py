@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from velib_assets.settings import PARIS
-from velib_assets.sources import formats
+from velib_assets.sources import formats, parsers
 from velib_assets.sources.formats import CaptureParseError
 
 _STAMP = re.compile(
@@ -108,7 +108,7 @@ def read_recorded(path: Path) -> RecordedCapture:
             return RecordedCapture(fmt, when, body, stations)
     placeholder = datetime(2000, 1, 1, tzinfo=UTC)
     if document is None:
-        frame = formats.parse_capture(body, fmt, placeholder)
+        frame = parsers.parse_capture(body, fmt, placeholder)
     else:
         frame = formats.parse_document(document, fmt, placeholder)
     when = feed_time or _from_name(path, frame)
