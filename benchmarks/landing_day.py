@@ -7,20 +7,26 @@ are alike), landed as the sensor lands them (gzipped). The day's chain (raw snap
 built as the sensor's runs build it, in this process, on Dagster's in-memory instance: at 22:00
 (hours 00:00-22:00), at 23:00, when one hour closed (target: under 10 s, the new hour's parsing plus
 a recompute of the day), and once the day is over (the final build). Then the lake is deleted and
-the day rebuilt from the landing zone alone. Reported: landing bytes and files per day, each lake
-table's bytes per day, the time to list a day's captures, and the rebuild time, with projections to
-30 days and a year (a day's build is one worker's work: days run in parallel, one per core).
+the day rebuilt from the landing zone alone. Then the day's files are hard-linked under the same
+UTC minutes of the next 29 days (the last local day lacks its last hour: the clocks go back on
+2025-10-26) and `velib rebuild` rebuilds the 30 days, lake deleted, as an operator would.
 
-`python -m benchmarks.landing_day [--per-hour N]` prints one JSON object.
+Reported: landing bytes and files per day, each lake table's bytes per day, the time to list a day's
+captures, the time to read a day from its files against from one zip of them (whether packing closed
+days pays), the rebuild of one day and of 30, and projections to a year.
+
+`python -m benchmarks.landing_day [--per-hour N] [--rebuild-days N]` prints one JSON object.
 """
 
 import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -110,6 +116,78 @@ def storage(data_dir: Path) -> dict[str, object]:
     }
 
 
+def packing(data_dir: Path) -> dict[str, float]:
+    """The day's captures read as files, against the same captures packed into one zip (each member
+    the landed gzip, stored as is): what packing closed days would buy and cost."""
+    from velib_assets import landing
+    from velib_assets.kpis.rankings import local_day_bounds
+
+    root = data_dir / "landing"
+    began = time.perf_counter()
+    captures = landing.captures_in_window(root, *local_day_bounds(DAY))
+    files_bytes = sum(len(landing.read_capture(root, c)) for c in captures)
+    read_files_ms = (time.perf_counter() - began) * 1000
+    pack = data_dir / "day.zip"
+    began = time.perf_counter()
+    with zipfile.ZipFile(pack, "w", zipfile.ZIP_STORED) as archive:
+        for capture in captures:
+            archive.write(capture.path, capture.path.name)
+    pack_ms = (time.perf_counter() - began) * 1000
+    began = time.perf_counter()
+    with zipfile.ZipFile(pack) as archive:
+        packed_bytes = sum(len(archive.read(name)) for name in sorted(archive.namelist()))
+    read_packed_ms = (time.perf_counter() - began) * 1000
+    assert packed_bytes == files_bytes
+    pack_bytes = pack.stat().st_size
+    pack.unlink()
+    return {
+        "list_and_read_day_files_ms": round(read_files_ms, 1),
+        "pack_day_ms": round(pack_ms, 1),
+        "list_and_read_day_packed_ms": round(read_packed_ms, 1),
+        "packed_mb": round(pack_bytes / 1e6, 1),
+    }
+
+
+def land_more_days(landing_root: Path, days: int) -> int:
+    """Days 2..`days` after DAY: each capture of DAY hard-linked under the same UTC minute of a later
+    day (the pipeline reads a landed file, it never changes one). Returns the files added."""
+    from velib_assets import landing
+    from velib_assets.kpis.rankings import local_day_bounds
+
+    added = 0
+    for capture in landing.captures_in_window(landing_root, *local_day_bounds(DAY)):
+        body = capture.path.read_bytes()[:2]
+        for later in range(1, days):
+            when = capture.capture_time + timedelta(days=later)
+            target = landing.capture_path(landing_root, when, capture.fmt, body)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(capture.path, target)
+            added += 1
+    return added
+
+
+def rebuild_days(data_dir: Path, days: int) -> dict[str, object]:
+    """`velib rebuild` of `days` days of minute captures, from the landing zone alone, in a child
+    process with its own Dagster instance (SQLite), as an operator runs it after an upgrade."""
+    last = DAY + timedelta(days=days - 1)
+    env = {
+        **os.environ,
+        "VELIB_DATA_DIR": str(data_dir),
+        "DAGSTER_HOME": str(data_dir / "dagster_home"),
+        "VELIB_PARTITIONS_START": DAY.isoformat(),
+        "VELIB_PARTITIONS_END": (last + timedelta(days=1)).isoformat(),
+    }
+    (data_dir / "dagster_home").mkdir()
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "velib_assets.cli", "rebuild"], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"velib rebuild failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return {"days": days, "seconds": round(seconds, 1), "first": DAY.isoformat(), "last": last.isoformat()}
+
+
 def projections(rebuild_s: float, storage_figures: dict) -> dict[str, object]:
     """A day rebuilt from the landing zone, measured; 30 days and a year projected from it, days
     running one per core as a backfill runs them."""
@@ -129,6 +207,7 @@ def projections(rebuild_s: float, storage_figures: dict) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="benchmarks.landing_day")
     parser.add_argument("--per-hour", type=int, default=60, help="captures an hour (60: one a minute)")
+    parser.add_argument("--rebuild-days", type=int, default=30, help="days then rebuilt with `velib rebuild`")
     args = parser.parse_args(argv)
     from velib_assets.settings import PARIS
 
@@ -157,10 +236,15 @@ def main(argv: list[str] | None = None) -> None:
                 "provisional": metadata["critical_station_rankings"]["provisional"],
             }
         figures["storage"] = storage(data_dir)
+        figures["packing"] = packing(data_dir)
         shutil.rmtree(data_dir / "lake")
         after_the_day = datetime.combine(DAY + timedelta(days=1), clock(0, 0, 30), PARIS).astimezone(UTC)
         rebuild_s, _ = build(data_dir, after_the_day)
-    figures["rebuild"] = projections(rebuild_s, figures["storage"])
+        figures["rebuild"] = projections(rebuild_s, figures["storage"])
+        if args.rebuild_days > 1:
+            shutil.rmtree(data_dir / "lake")
+            land_more_days(data_dir / "landing", args.rebuild_days)
+            figures["rebuild_many"] = rebuild_days(data_dir, args.rebuild_days)
     figures["target_at_23h_under_10_s"] = figures["at_23h"]["seconds"] < 10  # type: ignore[index]
     print(json.dumps(figures), file=sys.stdout)
 

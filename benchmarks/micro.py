@@ -4,9 +4,11 @@
   with the real 1,495-station Vélib' capture of 2025-10-18: fetch, parse, land the file, report the
   asset event. The first tick also fetches `station_information`; the next ones see a newer feed
   timestamp each time, as the live feed does every minute.
-- `parse`: an hour of captures (60 copies of a real capture, one a minute) landed in a temporary
-  landing zone, then `snapshots.parse_window` over that hour: MB of landed bytes per second, for the
-  GBFS status format and the Opendatasoft export format.
+- `parse`: an hour of captures landed in a temporary landing zone, one a minute (60 copies of the
+  real GBFS status capture; 60 distinct real Opendatasoft exports), then `snapshots.parse_window`
+  over that hour, station_information join included: MB per second of the bytes the feed sent, the
+  median of three runs, beside the reference parser's (`formats`, the parser of earlier releases) on
+  the same hour. The two must give the same rows.
 - `defs`: a fresh interpreter importing `velib_assets.definitions` and resolving every job, as a
   code server does at start-up.
 
@@ -28,7 +30,7 @@ from pathlib import Path
 RECORDED = Path(__file__).parent.parent / "velib_assets" / "sample"
 """The real recordings bundled with the project (see its README for their origin)."""
 GBFS_DIR = RECORDED / "gbfs-2025-10"
-OPENDATA_EXPORT = RECORDED / "opendata-exports-5min" / "velib_data_20241104_120001.json.gz"
+EXPORTS = sorted((RECORDED / "opendata-exports-5min").glob("*.json.gz"))
 TICKS = 10
 
 
@@ -112,28 +114,55 @@ def sensor_ticks() -> dict[str, float]:
     }
 
 
-def parse_rate(fmt: str, body: bytes, info: bytes | None) -> dict[str, float]:
+def parse_rate(fmt: str, bodies: list[bytes], info: bytes | None) -> dict[str, float]:
+    """An hour of captures (`bodies`, repeated in turn to fill 60 minutes) landed as the sensor lands
+    them, then `snapshots.parse_window` over it, three times: the median, and the reference parser's
+    median on the same hour. MB are of the bytes the feed sent (decompressed)."""
     from velib_assets import landing, snapshots
+    from velib_assets.sources import formats, parsers
 
     start = datetime(2025, 10, 18, 10, tzinfo=UTC)
+    reference = {
+        formats.GBFS_STATUS: formats.parse_gbfs_status,
+        formats.OPENDATA_JSON: formats.parse_opendata_json,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if info is not None:
             landing.write_capture(root, start - timedelta(hours=1), "gbfs-info", info)
         for minute in range(60):
-            landing.write_capture(root, start + timedelta(minutes=minute, seconds=3), fmt, body)
-        began = time.perf_counter()
-        window = snapshots.parse_window(root, start, start + timedelta(hours=1))
-        seconds = time.perf_counter() - began
+            when = start + timedelta(minutes=minute, seconds=3)
+            landing.write_capture(root, when, fmt, bodies[minute % len(bodies)])
+
+        def timed() -> tuple[float, snapshots.WindowSnapshots]:
+            began = time.perf_counter()
+            window = snapshots.parse_window(root, start, start + timedelta(hours=1))
+            return time.perf_counter() - began, window
+
+        runs = [timed() for _ in range(3)]
+        typed_parser, parsers.PARSERS[fmt] = parsers.PARSERS[fmt], reference[fmt]
+        try:
+            reference_runs = [timed() for _ in range(3)]
+        finally:
+            parsers.PARSERS[fmt] = typed_parser
+    window = runs[0][1]
     if window.errors:
         raise RuntimeError(f"{fmt}: {window.errors[0]}")
+    if not window.frame.equals(reference_runs[0][1].frame):
+        raise RuntimeError(f"{fmt}: the typed parser's rows differ from the reference parser's")
+    seconds = statistics.median(t for t, _ in runs)
+    reference_seconds = statistics.median(t for t, _ in reference_runs)
     return {
         "captures": window.captures,
+        "distinct_captures": len(set(bodies)),
         "rows": window.frame.height,
-        "mb": round(window.bytes_read / 1e6, 2),
+        "mb": round(window.bytes_parsed / 1e6, 2),
+        "mb_landed": round(window.bytes_read / 1e6, 2),
         "seconds": round(seconds, 3),
-        "mb_per_s": round(window.bytes_read / 1e6 / seconds, 1),
+        "mb_per_s": round(window.bytes_parsed / 1e6 / seconds, 1),
         "rows_per_s": round(window.frame.height / seconds),
+        "reference_mb_per_s": round(window.bytes_parsed / 1e6 / reference_seconds, 1),
+        "speedup": round(reference_seconds / seconds, 2),
     }
 
 
@@ -155,11 +184,11 @@ def main() -> None:
     report: dict[str, object] = definitions_load()
     report.update(sensor_ticks())
     report["parse_gbfs_status"] = parse_rate(
-        "gbfs-status", (GBFS_DIR / "station_status.json").read_bytes(),
+        "gbfs-status", [(GBFS_DIR / "station_status.json").read_bytes()],
         (GBFS_DIR / "station_information.json").read_bytes(),
     )
-    export = gzip.decompress(OPENDATA_EXPORT.read_bytes())
-    report["parse_opendata_json"] = parse_rate("opendata-json", export, None)
+    exports = [gzip.decompress(path.read_bytes()) for path in EXPORTS[:60]]
+    report["parse_opendata_json"] = parse_rate("opendata-json", exports, None)
     print(json.dumps(report))
 
 

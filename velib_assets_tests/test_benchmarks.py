@@ -2,6 +2,7 @@
 hours out as the project does; the project, pandas and DuckDB implementations write the same four
 tables, and the comparison would catch a difference."""
 
+import gzip
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -140,7 +141,7 @@ def test_the_landing_day_benchmark_times_one_new_hour_and_sizes_the_day(capsys) 
     storage and its rebuild from the landing zone are reported."""
     from benchmarks import landing_day
 
-    landing_day.main(["--per-hour", "2"])
+    landing_day.main(["--per-hour", "2", "--rebuild-days", "2"])
 
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["at_22h"]["hours_parsed"] == 22 and figures["at_22h"]["provisional"] is True
@@ -154,3 +155,19 @@ def test_the_landing_day_benchmark_times_one_new_hour_and_sizes_the_day(capsys) 
     assert 0 < storage["landing_mb_per_day"] < 0.1 * 48 * 0.457  # gzipped: under a tenth of 457 KB each
     assert set(storage["lake_mb_per_day"]) >= {"raw_station_snapshots", "clean_stations", "station_occupancy"}
     assert figures["rebuild"]["day_s"] > 0 and figures["rebuild"]["year_landing_files"] == 48 * 365
+    assert figures["rebuild_many"]["days"] == 2 and figures["rebuild_many"]["seconds"] > 0
+    packing = figures["packing"]
+    assert packing["packed_mb"] == pytest.approx(storage["landing_mb_per_day"], abs=0.1)
+    assert packing["list_and_read_day_files_ms"] > 0 and packing["list_and_read_day_packed_ms"] > 0
+
+
+def test_the_parse_rate_is_measured_on_decompressed_bytes_beside_the_reference_parser() -> None:
+    from benchmarks import micro
+
+    exports = [gzip.decompress(path.read_bytes()) for path in micro.EXPORTS[:3]]
+    rate = micro.parse_rate("opendata-json", exports, None)
+
+    assert rate["captures"] == 60 and rate["distinct_captures"] == len(set(exports))
+    assert rate["mb"] == pytest.approx(sum(len(e) for e in exports) * 20 / 1e6, abs=0.01)
+    assert rate["mb_landed"] < rate["mb"] / 5  # landed gzipped
+    assert rate["mb_per_s"] > 0 and rate["reference_mb_per_s"] > 0 and rate["speedup"] > 1
