@@ -2,9 +2,10 @@
 
 `formats` is the reference parser: it decodes any JSON into Python objects and judges each value
 with a Python function, which reads ~20 MB/s. Here msgspec decodes the bytes straight into the
-types a well-formed capture holds (a count is an int in Int32's range, a flag 0/1 or true/false or
-a word, a time an int or a string) and Polars converts whole columns. Anything else in a capture
-(a string or float count, NaN, a huge number, a missing envelope, an empty list, no station code)
+types a well-formed capture holds (a count is an int in Int32's range, a flag 0/1 or OUI/NON, a
+time an int or a string) and Polars converts whole columns. Anything else in a capture
+(a string or float count, a `true` flag, NaN, a huge number, a missing envelope, an empty list, no
+station code)
 fails that typed decoding, and the capture goes to the reference parser whole. So the rows, and the
 reasons a bad capture is refused, are the reference's; a test holds the two equal on every recorded
 capture and on thousands of damaged ones.
@@ -12,7 +13,7 @@ capture and on thousands of damaged ones.
 
 import functools
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import polars as pl
@@ -23,7 +24,9 @@ from velib_assets.sources import formats
 Count = Annotated[int, msgspec.Meta(gt=-(2**31), lt=2**31)]
 """`formats._int`'s bounds: a count outside Int32 is the reference's business (it nulls that value)."""
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-Flag = bool | int | None
+GbfsFlag = Literal[0, 1] | None
+OdsFlag = Literal["OUI", "NON"] | None
+"""The flags real captures hold; `true`, `"oui"` and the like are the reference's to judge."""
 Unset = msgspec.UnsetType
 
 
@@ -44,9 +47,9 @@ class _GbfsStation(msgspec.Struct, gc=False):
     )
     docks: Count | None = msgspec.field(default=None, name="num_docks_available")
     docks_camel: Count | None = msgspec.field(default=None, name="numDocksAvailable")
-    is_installed: Flag = None
-    is_renting: Flag = None
-    is_returning: Flag = None
+    is_installed: GbfsFlag = None
+    is_renting: GbfsFlag = None
+    is_returning: GbfsFlag = None
     last_reported: Int64 | None = None
 
 
@@ -71,9 +74,9 @@ class _OdsRecord(msgspec.Struct, gc=False):
     mechanical: Count | None = None
     ebike: Count | None = None
     numdocksavailable: Count | None = None
-    is_installed: str | Flag = None
-    is_renting: str | Flag = None
-    is_returning: str | Flag = None
+    is_installed: OdsFlag = None
+    is_renting: OdsFlag = None
+    is_returning: OdsFlag = None
     duedate: str | None = None
     coordonnees_geo: _Point | None = None
     nom_arrondissement_communes: str | None = None
@@ -96,12 +99,9 @@ def _texts(values: list[str | None]) -> list[str | None]:
     return [v.strip() or None if v is not None else None for v in values]
 
 
-_FLAGS: dict[Any, bool | None] = {None: None, 0: False, 1: True, "OUI": True, "NON": False}
-"""The values flags take in real captures (False and True hash as 0 and 1); others go to `formats._flag`."""
-
-
-def _flags(values: list[Any]) -> list[bool | None]:
-    return [_FLAGS[v] if v in _FLAGS else formats._flag(v) for v in values]
+def _flags(values: list[Any], true: int | str) -> pl.Series:
+    """0/1 or OUI/NON (nothing else decodes) as booleans, null kept, in one vectorised comparison."""
+    return pl.Series(values, dtype=pl.Int8() if isinstance(true, int) else pl.String()) == true
 
 
 def _epoch_times(values: list[int | None]) -> pl.Series:
@@ -174,9 +174,9 @@ def _gbfs_frame(stations: list[_GbfsStation], snapshot_ts: datetime) -> pl.DataF
         "mechanical": mechanical,
         "ebike": ebike,
         "docks": [s.docks if s.docks is not None else s.docks_camel for s in stations],
-        "is_installed": _flags([s.is_installed for s in stations]),
-        "is_renting": _flags([s.is_renting for s in stations]),
-        "is_returning": _flags([s.is_returning for s in stations]),
+        "is_installed": _flags([s.is_installed for s in stations], 1),
+        "is_renting": _flags([s.is_renting for s in stations], 1),
+        "is_returning": _flags([s.is_returning for s in stations], 1),
         "reported_at": _epoch_times([s.last_reported for s in stations]),
     }
     return _frame(columns, snapshot_ts, "gbfs")
@@ -200,9 +200,9 @@ def _opendata_frame(records: list[_OdsRecord], snapshot_ts: datetime) -> pl.Data
         "mechanical": [r.mechanical for r in records],
         "ebike": [r.ebike for r in records],
         "docks": [r.numdocksavailable for r in records],
-        "is_installed": _flags([r.is_installed for r in records]),
-        "is_renting": _flags([r.is_renting for r in records]),
-        "is_returning": _flags([r.is_returning for r in records]),
+        "is_installed": _flags([r.is_installed for r in records], "OUI"),
+        "is_renting": _flags([r.is_renting for r in records], "OUI"),
+        "is_returning": _flags([r.is_returning for r in records], "OUI"),
         "reported_at": _iso_times([r.duedate for r in records]),
         "commune": _texts([r.nom_arrondissement_communes for r in records]),
         "code_insee": _texts([r.code_insee_commune for r in records]),
