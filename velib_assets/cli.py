@@ -23,6 +23,9 @@ DEMO_DAYS = (date(2024, 10, 31), date(2024, 11, 4))
 DEMO_DAY = date(2024, 11, 3)
 
 
+NOW_STATES = ("closed", "out_of_service", "empty", "full", "nearly_empty", "nearly_full", "ok")
+"""`velib_assets.network_now.STATES`, repeated so that `velib --help` imports no Polars pipeline code."""
+
 MAX_TOP = 100_000
 """More stations than any bike-share network has: a larger --top is a typo."""
 
@@ -222,6 +225,50 @@ def cmd_rankings(day: date, top: int, as_json: bool) -> int:
     return 0
 
 
+def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
+    """The network now, brought up to the newest landed capture first (the sensor usually has)."""
+    from velib_assets import network_now
+    from velib_assets.defs.resources import LakeResource
+    from velib_assets.defs.staging import read_reference
+    from velib_assets.settings import KpiThresholds
+
+    root = data_dir()
+    if landing.newest_capture(root / "landing") is None:
+        raise UsageError(f"no captures in {root / 'landing'}: switch the sensor on, or `velib import` first")
+    reference = read_reference(LakeResource(data_dir=str(root)))
+    table = network_now.update(root, reference, KpiThresholds.from_env()).table
+    if district is not None:
+        known = sorted(table["district"].drop_nulls().unique().to_list())
+        if district not in known:
+            raise UsageError(f"no station in district {district!r}; districts: {', '.join(known)}")
+        table = table.filter(pl.col("district") == district)
+    if state is not None:
+        table = table.filter(pl.col("state") == state)
+    table = table.sort(["state", "minutes_in_state", "station_code"], descending=[False, True, False])
+    if as_json:
+        times = [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in ("since", "latest_capture", "through")]
+        rows = table.with_columns(*times, pl.col("state").cast(pl.String)).to_dicts()
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    through = table["through"].max() if not table.is_empty() else None
+    at = through.astimezone(PARIS).strftime("%Y-%m-%d %H:%M %Z") if through else "no capture"  # type: ignore[union-attr]
+    print(f"{table.height} stations at the capture of {at}")
+    print(f"{'state':<15}{'for':>8}  {'code':<8} {'name':<36} {'district':<20} {'bikes':>5} {'mech':>5} "
+          f"{'ebike':>5} {'docks':>5}")
+    for row in table.iter_rows(named=True):
+        held = f"{'≥' if row['since_at_least'] else ''}{row['minutes_in_state']:.0f} min"
+        print(
+            f"{row['state']:<15}{held:>8}  {row['station_code']:<8} {(row['name'] or '')[:36]:<36} "
+            f"{(row['district'] or '')[:20]:<20} {_count(row['bikes'])} {_count(row['mechanical'])} "
+            f"{_count(row['ebike'])} {_count(row['docks'])}"
+        )
+    return 0
+
+
+def _count(value: int | None) -> str:
+    return f"{'-' if value is None else value:>5}"
+
+
 def cmd_demo() -> int:
     print(f"Importing the bundled sample ({SAMPLE.name}) into {data_dir() / 'landing'}")
     if cmd_import([SAMPLE]) != 0:
@@ -246,6 +293,10 @@ def parser() -> argparse.ArgumentParser:
     rank.add_argument("--day", type=_day, required=True)
     rank.add_argument("--top", type=_positive, default=10)
     rank.add_argument("--json", action="store_true")
+    now = sub.add_parser("now", help="every station's state now (empty, full, ...) and for how long")
+    now.add_argument("--district", help='e.g. "Paris 16e" or "Boulogne-Billancourt"')
+    now.add_argument("--state", choices=list(NOW_STATES))
+    now.add_argument("--json", action="store_true")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
@@ -273,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args.first, args.last)
         if args.command == "rankings":
             return cmd_rankings(args.day, args.top, args.json)
+        if args.command == "now":
+            return cmd_now(args.district, args.state, args.json)
         if args.command == "rebuild":
             return cmd_rebuild()
         if args.command == "compact-landing":

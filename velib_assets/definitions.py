@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from velib_assets.defs import ingestion, jobs, marts, reports, serving, staging, stations
+from velib_assets.defs import ingestion, jobs, marts, operations, reports, serving, staging, stations
 from velib_assets.defs.resources import build_resources
 from velib_assets.defs.sensors import velib_snapshot_sensor
 
@@ -18,12 +18,13 @@ defs = dg.Definitions(
             marts.station_occupancy,
             marts.district_occupancy,
             marts.critical_station_rankings,
+            operations.stations_now,
             serving.duckdb_views,
             reports.velib_report,
         ]
     ),
     asset_checks=[ingestion.landing_freshness],
     jobs=[jobs.daily_chain_job, jobs.serving_job, jobs.landing_checks_job],
-    sensors=[velib_snapshot_sensor],
+    sensors=[velib_snapshot_sensor, operations.velib_network_sensor],
     resources=build_resources(),
 )

@@ -38,6 +38,8 @@ LAKE_VIEWS: dict[str, tuple[str, str]] = {
     "marts.station_occupancy": ("station_occupancy", DAILY),
     "marts.district_occupancy": ("district_occupancy", DAILY),
     "marts.critical_station_rankings": ("critical_station_rankings", DAILY),
+    # Rewritten after each capture (`velib_assets.network_now`): the view reads the file at query time.
+    "marts.stations_now": ("stations_now", "part.parquet"),
 }
 
 _CLEAN_COLUMNS = ", ".join(

@@ -37,6 +37,7 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
     "critical_station_rankings": ({"station_occupancy"}, DAILY, "marts", {"polars", "parquet"}),
     "stations": ({"clean_stations"}, None, "staging", {"polars", "parquet"}),
     "station_changes": ({"stations"}, None, "staging", {"polars", "parquet"}),
+    "stations_now": ({"velib_landing", "station_reference"}, None, "marts", {"polars", "parquet"}),
     "duckdb_views": (
         {
             "raw_station_snapshots",
@@ -48,6 +49,7 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
             "station_occupancy",
             "district_occupancy",
             "critical_station_rankings",
+            "stations_now",
         },
         None,
         "reports",

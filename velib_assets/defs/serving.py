@@ -10,6 +10,7 @@ from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPA
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import CLEAN, QUARANTINE, REFERENCE
 from velib_assets.defs.stations import STATION_CHANGES, STATIONS
+from velib_assets.network_now import NOW
 from velib_assets.serving import ServingFileError, publish_views
 
 DUCKDB_POOL = "duckdb_writer"
@@ -18,7 +19,7 @@ DUCKDB_POOL = "duckdb_writer"
 @dg.asset(
     deps=[
         RAW, CLEAN, QUARANTINE, REFERENCE, STATIONS, STATION_CHANGES, STATION_OCCUPANCY, DISTRICT_OCCUPANCY,
-        RANKINGS,
+        RANKINGS, NOW,
     ],
     group_name="reports",
     kinds={"duckdb"},
