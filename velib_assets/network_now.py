@@ -195,3 +195,14 @@ def update(data_dir: Path, reference: pl.DataFrame, thresholds: KpiThresholds) -
         table = advance(None if fresh else previous, observations, window.frame["snapshot_ts"].max(), fresh)
         lake.write_parquet(table, data_dir / "lake" / NOW)
         return Update(table, window.captures, window.errors)
+
+
+def as_of(data_dir: Path, reference: pl.DataFrame, thresholds: KpiThresholds, at: datetime) -> Update:
+    """The table as it stood at `at`, from the captures of the `LOOKBACK` before it (replaying
+    history, e.g. the alerts of a past morning); nothing is written."""
+    window = snapshots.parse_window(data_dir / "landing", at - LOOKBACK, at + timedelta(seconds=1))
+    if window.frame.is_empty():
+        return Update(pl.DataFrame(schema=NOW_SCHEMA), window.captures, window.errors)
+    observations = _observations(window.frame, reference, thresholds)
+    table = advance(None, observations, window.frame["snapshot_ts"].max(), fresh=True)
+    return Update(table, window.captures, window.errors)

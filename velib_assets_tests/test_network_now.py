@@ -239,3 +239,14 @@ def test_materializing_stations_now_brings_it_current(tmp_path: Path):
     metadata = event.event_specific_data.materialization.metadata
     assert metadata["stations_empty"].value >= 1 and metadata["through"].value == "2025-10-18T09:00:03+00:00"
     assert network_now.read_table(tmp_path) is not None
+
+
+def test_as_of_replays_the_table_at_a_past_time_without_writing(tmp_path: Path):
+    reference, thresholds = load_bundled_reference(), KpiThresholds()
+    for minute in range(4):
+        land(tmp_path, minute, {"16107"} if minute >= 1 else set())
+    past = network_now.as_of(tmp_path, reference, thresholds, T0 + 2 * MINUTE).table
+    station = row(past, "16107")
+    assert (station["state"], station["minutes_in_state"]) == ("empty", 1.0)
+    assert station["through"] == T0 + 2 * MINUTE
+    assert network_now.read_table(tmp_path) is None
