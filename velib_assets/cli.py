@@ -16,6 +16,7 @@ from typing import NoReturn
 import polars as pl
 
 from velib_assets import lake, landing
+from velib_assets.health import DayHealth, day_health
 from velib_assets.settings import PARIS, data_dir, partitions_end, partitions_start
 
 SAMPLE = Path(__file__).parent / "sample" / "opendata-exports-5min"
@@ -265,6 +266,64 @@ def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
     return 0
 
 
+def cmd_health(day: date | None, as_json: bool) -> int:
+    """The collection's health for a local day (today by default), computed from the landing zone
+    and the poll log, with the newest capture's age first."""
+    from velib_assets.settings import KpiThresholds, feed_down_minutes
+
+    root, now = data_dir(), datetime.now(UTC)
+    day = day or now.astimezone(PARIS).date()
+    if day > now.astimezone(PARIS).date():
+        raise UsageError(f"{day} has not started yet")
+    found = day_health(root, day, now, KpiThresholds.from_env().max_gap)
+    newest = landing.newest_capture(root / "landing")
+    age = (now - newest.capture_time).total_seconds() / 60 if newest else None
+    if as_json:
+        print(json.dumps(_health_json(day, found, age), indent=1))
+        return 0
+    down = " (FEED DOWN)" if age is not None and age > feed_down_minutes() else ""
+    print(f"newest capture: {'none' if age is None else f'{age:,.0f} min ago'}{down}")
+    failed = ", ".join(f"{n} {k}" for k, n in found.failed_by_reason.items()) or "none"
+    lag = "no poll logged"
+    if found.lag_median_s is not None:
+        lag = f"median {found.lag_median_s:.0f} s, p95 {found.lag_p95_s:.0f} s"
+    print(
+        f"{day}: {found.captures} captures, {found.polls} polls logged, failed: {failed}; landing lag "
+        f"{lag}; {found.frozen_hours} hours with a frozen spell; {len(found.gaps)} gaps over MAX_GAP"
+    )
+    for a, b in found.gaps:
+        minutes = (b - a).total_seconds() / 60
+        print(f"  gap {a.astimezone(PARIS):%H:%M} to {b.astimezone(PARIS):%H:%M} ({minutes:.0f} min)")
+    print(f"{'hour':<13}{'captures':>9}{'polls':>7}{'failed':>8}{'lag p50 s':>10}{'lag p95 s':>10}"
+          f"{'frozen s':>9}")
+    for row in found.hours.iter_rows(named=True):
+        hour = f"{row['hour_start'].astimezone(PARIS):%H:%M %Z}"
+        figures = "".join(
+            (_figure(row["lag_median_s"]), _figure(row["lag_p95_s"]), _figure(row["longest_frozen_s"], 9))
+        )
+        print(f"{hour:<13}{row['captures']:>9}{row['polls']:>7}{row['polls_failed']:>8}{figures}")
+    return 0
+
+
+def _health_json(day: date, found: DayHealth, age: float | None) -> dict[str, object]:
+    return {
+        "day": day.isoformat(),
+        "newest_capture_age_minutes": None if age is None else round(age, 1),
+        "captures": found.captures,
+        "polls": found.polls,
+        "polls_failed_by_reason": found.failed_by_reason,
+        "lag_median_s": found.lag_median_s,
+        "lag_p95_s": found.lag_p95_s,
+        "frozen_hours": found.frozen_hours,
+        "gaps": [{"from": a.isoformat(), "to": b.isoformat()} for a, b in found.gaps],
+        "hours": found.hours.with_columns(pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%MZ")).to_dicts(),
+    }
+
+
+def _figure(value: float | None, width: int = 10) -> str:
+    return f"{'-' if value is None else f'{value:.0f}':>{width}}"
+
+
 def _count(value: int | None) -> str:
     return f"{'-' if value is None else value:>5}"
 
@@ -297,6 +356,9 @@ def parser() -> argparse.ArgumentParser:
     now.add_argument("--district", help='e.g. "Paris 16e" or "Boulogne-Billancourt"')
     now.add_argument("--state", choices=list(NOW_STATES))
     now.add_argument("--json", action="store_true")
+    health = sub.add_parser("health", help="the collection's health: captures, failed polls, lag, gaps")
+    health.add_argument("--day", type=_day, help="local day (default: today)")
+    health.add_argument("--json", action="store_true")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
@@ -326,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_rankings(args.day, args.top, args.json)
         if args.command == "now":
             return cmd_now(args.district, args.state, args.json)
+        if args.command == "health":
+            return cmd_health(args.day, args.json)
         if args.command == "rebuild":
             return cmd_rebuild()
         if args.command == "compact-landing":

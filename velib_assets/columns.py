@@ -147,6 +147,33 @@ COLUMNS: dict[str, str] = {
         "1 = most critical: by `critical_minutes` desc, then `empty_minutes` desc, then `station_code` asc; "
         "only stations with `in_service_minutes > 0`."
     ),
+    # The network now (`stations_now`)
+    "state": (
+        "The station's state at its latest capture, the most specific first: closed (not installed), "
+        "out_of_service, empty, full, nearly_empty, nearly_full, ok (DESIGN §3's flags)."
+    ),
+    "since": (
+        "UTC capture time of the first capture of the station's current run of that state (capture "
+        "times, never the station's own report)."
+    ),
+    "since_at_least": (
+        "True when the station held its state through the whole look-back of a table started afresh: "
+        "it may have held it longer."
+    ),
+    "minutes_in_state": "Minutes from `since` to `through`.",
+    "latest_capture": "UTC time of the newest capture that held this station.",
+    "in_latest_capture": "Whether the network's newest capture held this station.",
+    "through": "UTC time of the network's newest capture the table is built through.",
+    # The collection's health (`collection_health`)
+    "captures": "Captures landed in the hour (by capture time).",
+    "polls": "Polls of the capture sensor logged in the hour, whatever their outcome.",
+    "polls_failed": "Polls that lost the hour a capture: feed unavailable, broken answer, landing failed.",
+    "lag_median_s": "Median seconds from a landed capture's own feed time to its landing.",
+    "lag_p95_s": "95th percentile of those seconds.",
+    "longest_frozen_s": (
+        "Longest spell, in seconds, of captures repeating the same station data under new times, as the "
+        "hour's raw file recorded it; null before the raw hour is built."
+    ),
 }
 
 

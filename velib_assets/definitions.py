@@ -19,6 +19,7 @@ defs = dg.Definitions(
             marts.district_occupancy,
             marts.critical_station_rankings,
             operations.stations_now,
+            operations.collection_health,
             serving.duckdb_views,
             reports.velib_report,
         ]

@@ -41,6 +41,7 @@ ENV_TICK_BUDGET = "VELIB_TICK_BUDGET_SECONDS"
 ENV_MAX_RETRY_AFTER = "VELIB_MAX_RETRY_AFTER_SECONDS"
 ENV_POOL_WAIT = "VELIB_POOL_WAIT_SECONDS"
 ENV_MIN_DAY_COVERAGE = "VELIB_MIN_DAY_COVERAGE"
+ENV_FEED_DOWN_MINUTES = "VELIB_FEED_DOWN_MINUTES"
 
 
 def _env(name: str, default: str) -> str:
@@ -83,6 +84,11 @@ def partitions_end() -> str | None:
 
 def poll_interval_seconds() -> int:
     return max(5, int(_env(ENV_POLL_SECONDS, "60")))
+
+
+def feed_down_minutes() -> float:
+    """No new capture for this long and the feed counts as down: the landing turns red in the UI."""
+    return max(1.0, float(_env(ENV_FEED_DOWN_MINUTES, "10")))
 
 
 def clock_tolerance() -> timedelta:

@@ -11,10 +11,12 @@ import pytest
 
 from velib_assets.columns import COLUMNS
 from velib_assets.definitions import defs
+from velib_assets.health import HEALTH_SCHEMA
 from velib_assets.kpis.clean import QUARANTINE_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
 from velib_assets.kpis.stations import CLEAN_MINUTE_SCHEMA, STATION_CHANGES_SCHEMA, STATIONS_SCHEMA
+from velib_assets.network_now import NOW_SCHEMA
 from velib_assets.schema import RAW_SCHEMA, REFERENCE_SCHEMA
 from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env, make_dagster_home
 
@@ -38,6 +40,9 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
     "stations": ({"clean_stations"}, None, "staging", {"polars", "parquet"}),
     "station_changes": ({"stations"}, None, "staging", {"polars", "parquet"}),
     "stations_now": ({"velib_landing", "station_reference"}, None, "marts", {"polars", "parquet"}),
+    "collection_health": (
+        {"velib_landing", "raw_station_snapshots"}, DAILY, "ingestion", {"polars", "parquet"}
+    ),
     "duckdb_views": (
         {
             "raw_station_snapshots",
@@ -72,8 +77,11 @@ LAKE_SCHEMAS = {
     "station_occupancy": STATION_OCCUPANCY_SCHEMA,
     "district_occupancy": DISTRICT_OCCUPANCY_SCHEMA,
     "critical_station_rankings": RANKINGS_SCHEMA,
+    "stations_now": NOW_SCHEMA,
+    "collection_health": HEALTH_SCHEMA,
 }
 SINGLE_RUN_BACKFILL = {
+    "collection_health",
     "raw_station_snapshots",
     "clean_stations",
     "clean_stations_quarantine",
@@ -115,6 +123,7 @@ JOBS = {
             "velib_report",
             "stations",
             "station_changes",
+            "collection_health",
         },
         DAILY,
     ),

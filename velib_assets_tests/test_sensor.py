@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 from werkzeug import Request, Response
 
@@ -309,3 +310,23 @@ def test_opendata_source_detects_unchanged_exports_by_digest(httpserver, tmp_pat
     assert all(p.name.endswith(".opendata-json.json.gz") for p in landed)
     assert first.asset_events[0].metadata["stations"].value == 1485
     assert ticks.state.digest is not None and ticks.state.feed_time is not None
+
+
+def test_every_tick_writes_one_line_of_the_poll_log(feed, ticks):
+    from velib_assets import polls
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed.at(now - timedelta(seconds=20))
+    ticks()  # landed
+    ticks()  # the same content again: unchanged
+    feed.answer = Response("<html>502 Bad Gateway</html>", status=502)
+    ticks()  # unavailable
+    feed.answer = Response('{"data": {"stations": []}}', status=200, content_type="application/json")
+    ticks()  # broken
+
+    logged = polls.read(ticks.data_dir, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert logged["outcome"].cast(pl.String).to_list() == ["landed", "unchanged", "unavailable", "broken"]
+    landed = logged.row(0, named=True)
+    assert landed["capture_time"] == now - timedelta(seconds=20) and 19 <= landed["lag_s"] < 60
+    assert "502" in logged["reason"][2] and "empty station list" in logged["reason"][3]
+    assert logged["reason"][0] is None

@@ -1,11 +1,11 @@
 """Ingestion: the landing zone (an external asset fed by the sensor) and raw snapshots per day."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 
 import dagster as dg
 
-from velib_assets import builds, landing, quality
+from velib_assets import builds, landing, quality, settings
 from velib_assets.builds import RAW
 from velib_assets.days import closed_through, day_hours, hour_label
 from velib_assets.defs import checks
@@ -28,6 +28,12 @@ velib_landing = dg.AssetSpec(
     partitions_def=daily_partitions,
     kinds={"json", "file"},
     owners=OWNERS,
+    # Each landed capture is an event of this asset: when they stop (feed down, or frozen, since an
+    # unchanged capture is not landed), the UI turns it yellow, then red.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=settings.feed_down_minutes()),
+        warn_window=timedelta(minutes=settings.feed_down_minutes() / 2),
+    ),
 )
 
 RAW_CHECKS = [

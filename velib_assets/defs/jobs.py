@@ -4,6 +4,7 @@ import dagster as dg
 
 from velib_assets.defs.ingestion import raw_station_snapshots, velib_landing
 from velib_assets.defs.marts import critical_station_rankings, district_occupancy, station_occupancy
+from velib_assets.defs.operations import collection_health
 from velib_assets.defs.reports import velib_report
 from velib_assets.defs.serving import duckdb_views
 from velib_assets.defs.staging import clean_stations
@@ -20,10 +21,12 @@ daily_chain_job = dg.define_asset_job(
         velib_report,
         stations,
         station_changes_asset,
+        collection_health,
     ),
     description=(
         "Raw to report for a range of local days, in one run: today's partitions as its hours close "
-        "(what the sensor requests), any range as a backfill. The station dimension is refolded at the end."
+        "(what the sensor requests), any range as a backfill. The station dimension is refolded at the end, "
+        "and the collection's health is measured."
     ),
 )
 serving_job = dg.define_asset_job(

@@ -1,18 +1,29 @@
-"""The network right now, kept current beside the capture sensor rather than by hourly runs.
+"""Operations: the network right now, and the health of the collection.
 
 `velib_network_sensor` brings `stations_now` up to the newest landed capture on every tick: one
 capture's parse, a few hundred milliseconds, and no run (1,440 runs a day would swamp the run
 storage). It is a sensor of its own so that nothing it does can delay or fail a capture.
+`collection_health` is a daily asset of the day's chain: captures per hour, polls lost and why, the
+landing lag, frozen spells and gaps.
 """
+
+from datetime import date, datetime
 
 import dagster as dg
 import polars as pl
 
-from velib_assets import network_now
+from velib_assets import health, lake, network_now
+from velib_assets.builds import RAW
+from velib_assets.days import closed_through
+from velib_assets.defs import checks
 from velib_assets.defs.ingestion import OWNERS, velib_landing
+from velib_assets.defs.metadata import markdown_table, provisional_metadata, spec_metadata
+from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import REFERENCE, read_reference
-from velib_assets.settings import KpiThresholds
+from velib_assets.settings import PARIS, KpiThresholds
+
+HEALTH = "collection_health"
 
 
 @dg.asset(
@@ -21,6 +32,7 @@ from velib_assets.settings import KpiThresholds
     group_name="marts",
     kinds={"polars", "parquet"},
     owners=OWNERS,
+    metadata=spec_metadata(network_now.NOW_SCHEMA),
     description=(
         "Every station's latest state (closed, out_of_service, empty, full, nearly_empty, "
         "nearly_full, ok), since when, counted on capture times, with its bikes and docks. Kept within "
@@ -73,3 +85,51 @@ def velib_network_sensor(context: dg.SensorEvaluationContext, lake_store: LakeRe
         return dg.SkipReason("stations_now is at the newest landed capture")
     event = dg.AssetMaterialization(asset_key=stations_now.key, metadata=now_metadata(update))
     return dg.SensorResult(asset_events=[event])
+
+
+@dg.asset(
+    name=HEALTH,
+    deps=[velib_landing, RAW],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ingestion",
+    kinds={"polars", "parquet"},
+    owners=OWNERS,
+    metadata=spec_metadata(health.HEALTH_SCHEMA),
+    description=(
+        "The collection's health per UTC hour of the local day: captures landed, polls tried and lost "
+        "(by reason, from the capture sensor's poll log), the lag from the feed's own time to landing "
+        "(median, p95), frozen spells (the feed answering the same station data under new times) "
+        "and gaps longer than MAX_GAP without a capture. `velib health` prints it."
+    ),
+)
+def collection_health(context: dg.AssetExecutionContext, lake_store: LakeResource) -> dg.MaterializeResult:
+    now, max_gap = checks.run_now(context), KpiThresholds.from_env().max_gap
+    for key in context.partition_keys:
+        day = local_day(key)
+        found = health.day_health(lake_store.root, day, now, max_gap)
+        lake.write_parquet(found.hours, lake.day_dir(lake_store.lake, HEALTH, day))
+        context.add_asset_metadata(health_metadata(found, now, day), partition_key=key)
+    return dg.MaterializeResult(metadata={"run_days": len(context.partition_keys)})
+
+
+def health_metadata(found: health.DayHealth, now: datetime, day: date) -> dict[str, object]:
+    gaps = [f"- {_local(a)} to {_local(b)} ({(b - a).total_seconds() / 60:.0f} min)" for a, b in found.gaps]
+    return {
+        **provisional_metadata(day, closed_through(day, now)),
+        "dagster/row_count": found.hours.height,
+        "captures": found.captures,
+        "polls": found.polls,
+        "polls_failed": sum(found.failed_by_reason.values()),
+        "polls_failed_by_reason": dg.MetadataValue.json(found.failed_by_reason),
+        "lag_median_s": found.lag_median_s if found.lag_median_s is not None else "no poll logged",
+        "lag_p95_s": found.lag_p95_s if found.lag_p95_s is not None else "no poll logged",
+        "frozen_hours": found.frozen_hours,
+        "gaps": len(found.gaps),
+        "gap_list": dg.MetadataValue.md("\n".join(gaps) if gaps else "none"),
+        "preview": dg.MetadataValue.md(markdown_table(found.hours, rows=25)),
+    }
+
+
+def _local(when: datetime) -> str:
+    return f"{when.astimezone(PARIS):%H:%M}"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from velib_assets import capture, settings
+from velib_assets import capture, polls, settings
 from velib_assets.capture import PollOutcome, PollState
 from velib_assets.days import HOUR_LABEL, hour_label
 from velib_assets.defs.ingestion import velib_landing
@@ -141,6 +141,10 @@ def velib_snapshot_sensor(context: dg.SensorEvaluationContext, feed: FeedResourc
     state, healed = capture.trusted(cursor_state, datetime.now(UTC))
     outcome = poll(feed, lake_store, state, datetime.now(UTC))
     notes = [note for note in (healed, *outcome.notes) if note]
+    try:
+        polls.record(lake_store.root, datetime.now(UTC), outcome)
+    except OSError as exc:
+        notes.append(f"poll log not written (the collection's health will miss this tick): {exc}")
     if outcome.capture is None:
         _warn(context, notes)
         return _skipped(outcome, cursor_state)
