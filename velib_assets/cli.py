@@ -328,6 +328,65 @@ def _count(value: int | None) -> str:
     return f"{'-' if value is None else value:>5}"
 
 
+def _when(text: str) -> datetime:
+    """An ISO time; without an offset it is Paris time, as an operator reads a clock."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (YYYY-MM-DDTHH:MM, Paris time)") from exc
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=PARIS)).astimezone(UTC)
+
+
+def cmd_alerts_check(at: datetime | None) -> int:
+    """Evaluate the alert rules once and deliver: now, or as the landed captures stood at `at`."""
+    from velib_assets import alerts, network_now
+    from velib_assets.defs.resources import LakeResource
+    from velib_assets.defs.staging import read_reference
+    from velib_assets.settings import KpiThresholds
+
+    root = data_dir()
+    if landing.newest_capture(root / "landing") is None:
+        raise UsageError(f"no captures in {root / 'landing'}: switch the sensor on, or `velib import` first")
+    reference, thresholds = read_reference(LakeResource(data_dir=str(root))), KpiThresholds.from_env()
+    if at is None:
+        now, table = datetime.now(UTC), network_now.update(root, reference, thresholds).table
+    else:
+        now, table = at, network_now.as_of(root, reference, thresholds, at).table
+        if table.is_empty():
+            local = at.astimezone(PARIS)
+            raise UsageError(f"no capture in the {network_now.LOOKBACK} before {local:%Y-%m-%d %H:%M}")
+    try:
+        outcome = alerts.evaluate_now(root, table, now)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"{now.astimezone(PARIS):%Y-%m-%d %H:%M %Z}: {alerts.summary(outcome)}")
+    return cmd_alerts_list(open_only=True, as_json=False)
+
+
+def cmd_alerts_list(open_only: bool, as_json: bool) -> int:
+    from velib_assets import alerts
+
+    episodes = alerts.episodes(data_dir())
+    if open_only:
+        episodes = episodes.filter(pl.col("resolved_at").is_null())
+    if as_json:
+        names = ("since", "opened_at", "resolved_at", "delivered_at")
+        times = [pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in names]
+        print(json.dumps(episodes.with_columns(times).to_dicts(), ensure_ascii=False, indent=1))
+        return 0
+    grouped = episodes.group_by("episode_id", maintain_order=True).agg(
+        pl.col("kind", "subject", "since", "resolved_at", "duration_minutes").first(),
+        pl.format("{} {} ({}x)", "event", "status", "attempts").drop_nulls().alias("deliveries"),
+    )
+    print(f"{grouped.height} {'open ' if open_only else ''}episodes")
+    for row in grouped.iter_rows(named=True):
+        since = f"{row['since'].astimezone(PARIS):%Y-%m-%d %H:%M}"
+        ended = "open" if row["resolved_at"] is None else f"resolved after {row['duration_minutes']:.0f} min"
+        sent = ", ".join(row["deliveries"]) or "no channel configured"
+        print(f"  {row['kind']:<15} {row['subject']:<22} since {since}  {ended:<22} {sent}")
+    return 0
+
+
 def cmd_demo() -> int:
     print(f"Importing the bundled sample ({SAMPLE.name}) into {data_dir() / 'landing'}")
     if cmd_import([SAMPLE]) != 0:
@@ -359,6 +418,13 @@ def parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="the collection's health: captures, failed polls, lag, gaps")
     health.add_argument("--day", type=_day, help="local day (default: today)")
     health.add_argument("--json", action="store_true")
+    alert = sub.add_parser("alerts", help="evaluate the alert rules and deliver, or list the episodes")
+    alert_sub = alert.add_subparsers(dest="alerts_command", required=True)
+    check = alert_sub.add_parser("check", help="evaluate once and deliver (cron, or replaying a past time)")
+    check.add_argument("--at", type=_when, help="replay as the captures stood then (Paris time by default)")
+    listing = alert_sub.add_parser("list", help="the episodes and their deliveries")
+    listing.add_argument("--open", dest="open_only", action="store_true")
+    listing.add_argument("--json", action="store_true")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
@@ -390,6 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_now(args.district, args.state, args.json)
         if args.command == "health":
             return cmd_health(args.day, args.json)
+        if args.command == "alerts":
+            if args.alerts_command == "check":
+                return cmd_alerts_check(args.at)
+            return cmd_alerts_list(args.open_only, args.json)
         if args.command == "rebuild":
             return cmd_rebuild()
         if args.command == "compact-landing":

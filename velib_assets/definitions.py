@@ -26,6 +26,6 @@ defs = dg.Definitions(
     ),
     asset_checks=[ingestion.landing_freshness],
     jobs=[jobs.daily_chain_job, jobs.serving_job, jobs.landing_checks_job],
-    sensors=[velib_snapshot_sensor, operations.velib_network_sensor],
+    sensors=[velib_snapshot_sensor, operations.velib_network_sensor, operations.velib_run_failure_alerts],
     resources=build_resources(),
 )

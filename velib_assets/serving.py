@@ -40,6 +40,8 @@ LAKE_VIEWS: dict[str, tuple[str, str]] = {
     "marts.critical_station_rankings": ("critical_station_rankings", DAILY),
     # Rewritten after each capture (`velib_assets.network_now`): the view reads the file at query time.
     "marts.stations_now": ("stations_now", "part.parquet"),
+    # Rewritten at each alert evaluation (`velib_assets.alerts`): episodes and their deliveries.
+    "marts.alerts": ("alerts", "part.parquet"),
 }
 
 _CLEAN_COLUMNS = ", ".join(

@@ -1,18 +1,24 @@
-"""Operations: the network right now, and the health of the collection.
+"""Operations: the network right now, its alerts, and the health of the collection.
 
-`velib_network_sensor` brings `stations_now` up to the newest landed capture on every tick: one
-capture's parse, a few hundred milliseconds, and no run (1,440 runs a day would swamp the run
-storage). It is a sensor of its own so that nothing it does can delay or fail a capture.
+`velib_network_sensor` brings `stations_now` up to the newest landed capture on every tick (one
+capture's parse, a few hundred milliseconds, and no run: 1,440 runs a day would swamp the run
+storage), then evaluates the alert rules and delivers what waits in the outbox. It is a sensor of
+its own so that nothing it does can delay or fail a capture. `velib_run_failure_alerts` sends
+failed runs to the same channels.
 `collection_health` is a daily asset of the day's chain: captures per hour, polls lost and why, the
 landing lag, frozen spells and gaps.
 """
 
-from datetime import date, datetime
+import re
+import sqlite3
+import time
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
 
-from velib_assets import health, lake, network_now
+from velib_assets import alerts, health, lake, network_now, settings
+from velib_assets.alerts import store as alert_store
 from velib_assets.builds import RAW
 from velib_assets.days import closed_through
 from velib_assets.defs import checks
@@ -24,6 +30,8 @@ from velib_assets.defs.staging import REFERENCE, read_reference
 from velib_assets.settings import PARIS, KpiThresholds
 
 HEALTH = "collection_health"
+ALERT_BUDGET_SECONDS = 20.0
+"""Of a tick's 60 s: delivery stops in time, and what waits goes out at the next tick."""
 
 
 @dg.asset(
@@ -78,13 +86,58 @@ def _longest(table: pl.DataFrame, state: str) -> str:
     description="Keeps stations_now (each station's state and since when) at the newest landed capture.",
 )
 def velib_network_sensor(context: dg.SensorEvaluationContext, lake_store: LakeResource):
+    began = time.monotonic()
     update = _update(lake_store)
     for name, reason in update.errors:
         context.log.warning(f"{name} did not parse: {reason}")
+    alerted = _alerts(lake_store, update.table, began + ALERT_BUDGET_SECONDS)
     if update.captures == 0 or update.table.is_empty():
-        return dg.SkipReason("stations_now is at the newest landed capture")
+        return dg.SkipReason(f"stations_now is at the newest landed capture; {alerted}")
+    context.log.info(alerted)
     event = dg.AssetMaterialization(asset_key=stations_now.key, metadata=now_metadata(update))
     return dg.SensorResult(asset_events=[event])
+
+
+def _alerts(lake_store: LakeResource, table: pl.DataFrame, deadline: float) -> str:
+    """Evaluate the alert rules and deliver what waits; whatever fails here is a line in the tick's
+    log, never a failed tick (evaluated every tick, so a feed that stops is noticed)."""
+    try:
+        return alerts.summary(alerts.evaluate_now(lake_store.root, table, datetime.now(UTC), deadline))
+    except (ValueError, sqlite3.Error, OSError) as exc:
+        return f"alerts not evaluated: {exc}"
+
+
+def _without_class(message: str) -> str:
+    """`dagster._core.definitions.events.Failure: the lake is not mounted` -> `the lake is not mounted`."""
+    return re.sub(r"^[\w.]+\.[A-Z]\w*: ", "", message.strip())
+
+
+@dg.run_failure_sensor(
+    name="velib_run_failure_alerts",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Sends a failed run (a failed step or a failed blocking check) to the alert channels.",
+)
+def velib_run_failure_alerts(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    partition = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start")
+    where = f" for {partition}" if partition else ""
+    steps = [
+        f"{event.step_key}: {_without_class(event.event_specific_data.error.message)}"  # type: ignore[union-attr]
+        for event in context.get_step_failure_events()
+        if event.event_specific_data and getattr(event.event_specific_data, "error", None)
+    ]
+    reason = " ".join(("; ".join(steps) or context.failure_event.message or "no reason given").split())[:400]
+    text = f"Run {run.run_id[:8]} of {run.job_name}{where} failed: {reason}"
+    root = settings.data_dir()
+    now = datetime.now(UTC)
+    try:
+        channels = alerts.channels_from_env()
+        with alerts.AlertStore(alerts.store_path(root)) as store:
+            alert_store.record_event(store, "run_failed", run.run_id, text, now, channels)
+            alerts.deliver(store, channels, now, alerts.give_up_after_from_env(), time.monotonic() + 20)
+        alerts.export_parquet(root)
+    except (ValueError, sqlite3.Error, OSError) as exc:
+        context.log.warning(f"run failure not sent: {exc}")
 
 
 @dg.asset(

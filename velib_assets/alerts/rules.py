@@ -1,0 +1,246 @@
+"""The alert rules: which conditions hold in the network-now table, and the knobs that define them.
+
+A rule reads `network_now`'s table (states dated by capture times), never the clock of a station:
+a station is empty "for N minutes" when its `since` lies N minutes before the table's `through`
+(exactly N counts). Only stations in the newest capture are judged (one missing from it has no
+current state); in service = neither `closed` nor `out_of_service`.
+
+Service hours only gate *opening*: outside them a condition is still reported, with
+`opens=False`, so an episode opened during the day stays open and resolves (with its message) when
+its condition ends, even at night; the end of the hours alone resolves nothing. Feed rules ignore
+the hours: a collector that dies at night loses data all the same.
+
+Frozen feed: captures keep arriving but no station's state or counts changed for M minutes. The
+table cannot tell that alone (it keeps only when each *state* began), so the caller passes
+`content_unchanged_since`, the capture time since which `content_fingerprint` of the table has not
+changed (the alert store remembers it between evaluations, see `store.observe_content`).
+"""
+
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import TypeVar
+
+import polars as pl
+
+from velib_assets.settings import PARIS
+
+ENV_MINUTES = "VELIB_ALERT_MINUTES"
+ENV_DISTRICT_SHARE = "VELIB_ALERT_DISTRICT_SHARE"
+ENV_SERVICE_HOURS = "VELIB_ALERT_SERVICE_HOURS"
+ENV_WATCH = "VELIB_ALERT_WATCH"
+ENV_FEED_DOWN_MINUTES = "VELIB_FEED_DOWN_MINUTES"
+ENV_DISTRICT_MIN_STATIONS = "VELIB_ALERT_DISTRICT_MIN_STATIONS"
+
+STATION_EMPTY, STATION_FULL = "station_empty", "station_full"
+DISTRICT_EMPTY, DISTRICT_FULL = "district_empty", "district_full"
+FEED_DOWN, FEED_FROZEN = "feed_down", "feed_frozen"
+FEED = "feed"
+OUT_OF_SERVICE = ("closed", "out_of_service")
+_STATION_KIND = {"empty": STATION_EMPTY, "full": STATION_FULL}
+_DISTRICT_KIND = {"empty": DISTRICT_EMPTY, "full": DISTRICT_FULL}
+T = TypeVar("T")
+_CONTENT = ["station_code", "bikes", "mechanical", "ebike", "docks", "state"]
+
+
+@dataclass(frozen=True)
+class ServiceHours:
+    """Local (Europe/Paris) opening hours; `end` before `start` spans midnight ("22:00-06:00")."""
+
+    start: time
+    end: time
+
+    def contain(self, at: datetime) -> bool:
+        local = at.astimezone(PARIS).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    @classmethod
+    def parse(cls, text: str) -> "ServiceHours":
+        start, sep, end = text.partition("-")
+        if not sep:
+            raise ValueError("expected HH:MM-HH:MM")
+        return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    minutes: float = 20.0
+    """A station in service empty, or full, for at least this long; a district over its share too."""
+    district_share: float = 0.30
+    district_min_stations: int = 5
+    """A district with fewer stations in service is left to the station rule (one empty station of
+    two is not an area-wide shortage, and would page twice)."""
+    service_hours: ServiceHours | None = None
+    watch: frozenset[str] = field(default_factory=frozenset)
+    """Station codes and/or district names; empty: the whole network."""
+    feed_down_minutes: float = 10.0
+    """No new capture for this long: down; new captures with unchanged content this long: frozen."""
+
+    @classmethod
+    def from_env(cls) -> "AlertRules":
+        hours = _parsed(ENV_SERVICE_HOURS, ServiceHours.parse, None)
+        watch = frozenset(w.strip() for w in os.environ.get(ENV_WATCH, "").split(",") if w.strip())
+        return cls(
+            minutes=_parsed(ENV_MINUTES, _positive, 20.0),
+            district_share=_parsed(ENV_DISTRICT_SHARE, _share, 0.30),
+            district_min_stations=_parsed(ENV_DISTRICT_MIN_STATIONS, _count, 5),
+            service_hours=hours,
+            watch=watch,
+            feed_down_minutes=_parsed(ENV_FEED_DOWN_MINUTES, _positive, 10.0),
+        )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a number of minutes > 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a whole number >= 1")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError("expected a share in (0, 1], e.g. 0.30")
+    return value
+
+
+def _parsed(name: str, parse: Callable[[str], T], default: T) -> T:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise ValueError(f"{name}={text!r} is invalid: {error}") from None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One rule that holds now. `since`: when its underlying state began (a station's `since`)."""
+
+    kind: str
+    subject: str
+    since: datetime
+    minutes: float
+    details: dict[str, object]
+    """What a message needs: name, district, bikes, docks, capacity; share and counts; captures."""
+    opens: bool = True
+    """False outside service hours: keeps an open episode open, never opens one."""
+
+
+def content_fingerprint(table: pl.DataFrame) -> str:
+    """A digest of every station's state and counts in the newest capture: equal digests under
+    newer `through` times mean a feed repeating itself."""
+    content = _current(table).select(_CONTENT).sort("station_code")
+    return hashlib.sha256(content.write_csv().encode()).hexdigest()
+
+
+def _current(table: pl.DataFrame) -> pl.DataFrame:
+    """The stations in the newest capture (a table row may be older: the station went missing)."""
+    return table.filter(pl.col("latest_capture") == pl.col("through"))
+
+
+def conditions(
+    table: pl.DataFrame,
+    now: datetime,
+    newest_capture_time: datetime | None,
+    rules: AlertRules,
+    content_unchanged_since: datetime | None = None,
+) -> list[Condition]:
+    """Every condition that holds in `table` (from `network_now`) at `now`."""
+    found = _feed(table, now, newest_capture_time, rules, content_unchanged_since)
+    if table.is_empty():
+        return found
+    opens = rules.service_hours is None or rules.service_hours.contain(now)
+    current = _current(table)
+    if rules.watch:
+        current = current.filter(
+            pl.col("station_code").is_in(list(rules.watch)) | pl.col("district").is_in(list(rules.watch))
+        )
+    found += _stations(current, rules, opens)
+    districts = current if not rules.watch else current.filter(pl.col("district").is_in(list(rules.watch)))
+    found += _districts(districts, rules, opens)
+    return found
+
+
+def _feed(
+    table: pl.DataFrame,
+    now: datetime,
+    newest: datetime | None,
+    rules: AlertRules,
+    unchanged_since: datetime | None,
+) -> list[Condition]:
+    limit = timedelta(minutes=rules.feed_down_minutes)
+    found = []
+    if newest is None or now - newest >= limit:
+        since = newest if newest is not None else now
+        details = {"newest_capture": newest.isoformat() if newest else None}
+        found.append(Condition(FEED_DOWN, FEED, since, _minutes(now - since), details))
+    through: datetime | None = table["through"].max() if not table.is_empty() else None  # type: ignore[assignment]
+    if unchanged_since is not None and through is not None and through - unchanged_since >= limit:
+        span = _minutes(through - unchanged_since)
+        found.append(Condition(FEED_FROZEN, FEED, unchanged_since, span, {"through": through.isoformat()}))
+    return found
+
+
+def _stations(current: pl.DataFrame, rules: AlertRules, opens: bool) -> list[Condition]:
+    state = pl.col("state").cast(pl.String)
+    held = current.filter(state.is_in(list(_STATION_KIND)) & (pl.col("minutes_in_state") >= rules.minutes))
+    return [
+        Condition(
+            _STATION_KIND[str(row["state"])],
+            row["station_code"],
+            row["since"],
+            row["minutes_in_state"],
+            {key: row[key] for key in ("station_code", "name", "district", "capacity", "bikes", "docks")},
+            opens,
+        )
+        for row in held.iter_rows(named=True)
+    ]
+
+
+def _districts(current: pl.DataFrame, rules: AlertRules, opens: bool) -> list[Condition]:
+    """A district holds when at least `share` of its in-service stations are in the state, and have
+    been for `minutes`: dated by the moment the k-th of them (k = the count the share needs) entered
+    it, so a share that flaps around the threshold does not page every minute."""
+    in_service = current.filter(~pl.col("state").cast(pl.String).is_in(OUT_OF_SERVICE))
+    found = []
+    for state, kind in _DISTRICT_KIND.items():
+        per_district = in_service.group_by("district").agg(
+            pl.len().alias("in_service"),
+            pl.col("since").filter(pl.col("state") == state).sort().alias("sinces"),
+            pl.col("through").first(),
+        )
+        for row in per_district.sort("district").iter_rows(named=True):
+            needed = max(1, math.ceil(rules.district_share * row["in_service"] - 1e-9))
+            if row["in_service"] < rules.district_min_stations or len(row["sinces"]) < needed:
+                continue
+            since = row["sinces"][needed - 1]
+            minutes = _minutes(row["through"] - since)
+            if minutes < rules.minutes:
+                continue
+            count = len(row["sinces"])
+            details = {
+                "district": row["district"],
+                "stations": count,
+                "in_service": row["in_service"],
+                "share": count / row["in_service"],
+            }
+            found.append(Condition(kind, row["district"], since, minutes, details, opens))
+    return found
+
+
+def _minutes(span: timedelta) -> float:
+    return span.total_seconds() / 60
