@@ -5,6 +5,7 @@ Thin over the same code the assets use; every error is one line on stderr with a
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -470,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"velib: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `velib now | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         running = args.command in ("run", "demo", "rebuild")
         stopped = ": the run was stopped, its workers ended" if running else ""
