@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from velib_assets.settings import PARIS
+from velib_assets.settings import PARIS, KpiThresholds
 
 ENV_MINUTES = "VELIB_ALERT_MINUTES"
 ENV_DISTRICT_SHARE = "VELIB_ALERT_DISTRICT_SHARE"
@@ -80,6 +80,10 @@ class AlertRules:
     """Station codes and/or district names; empty: the whole network."""
     feed_down_minutes: float = 10.0
     """No new capture for this long: down; new captures with unchanged content this long: frozen."""
+    missing_after: timedelta = timedelta(minutes=15)
+    """A station absent from the captures for longer is no longer judged (its episode resolves). A
+    shorter absence keeps its last state, as the KPIs let an observation count up to MAX_GAP: real
+    exports drop a dozen stations from one capture and bring them back in the next."""
 
     @classmethod
     def from_env(cls) -> "AlertRules":
@@ -92,6 +96,7 @@ class AlertRules:
             service_hours=hours,
             watch=watch,
             feed_down_minutes=_parsed(ENV_FEED_DOWN_MINUTES, _positive, 10.0),
+            missing_after=KpiThresholds.from_env().max_gap,
         )
 
 
@@ -138,18 +143,21 @@ class Condition:
     """What a message needs: name, district, bikes, docks, capacity; share and counts; captures."""
     opens: bool = True
     """False outside service hours: keeps an open episode open, never opens one."""
+    since_known: bool = True
+    """False when `since` is only a lower bound (a table started afresh, or replayed, sees only its
+    look-back): a later such `since` under an open episode is the window moving, not a new run."""
 
 
 def content_fingerprint(table: pl.DataFrame) -> str:
     """A digest of every station's state and counts in the newest capture: equal digests under
     newer `through` times mean a feed repeating itself."""
-    content = _current(table).select(_CONTENT).sort("station_code")
+    content = _current(table, timedelta(0)).select(_CONTENT).sort("station_code")
     return hashlib.sha256(content.write_csv().encode()).hexdigest()
 
 
-def _current(table: pl.DataFrame) -> pl.DataFrame:
-    """The stations in the newest capture (a table row may be older: the station went missing)."""
-    return table.filter(pl.col("latest_capture") == pl.col("through"))
+def _current(table: pl.DataFrame, missing_after: timedelta) -> pl.DataFrame:
+    """The stations seen within `missing_after` of the newest capture."""
+    return table.filter(pl.col("latest_capture") >= pl.col("through") - missing_after)
 
 
 def conditions(
@@ -164,7 +172,7 @@ def conditions(
     if table.is_empty():
         return found
     opens = rules.service_hours is None or rules.service_hours.contain(now)
-    current = _current(table)
+    current = _current(table, rules.missing_after)
     if rules.watch:
         current = current.filter(
             pl.col("station_code").is_in(list(rules.watch)) | pl.col("district").is_in(list(rules.watch))
@@ -206,6 +214,7 @@ def _stations(current: pl.DataFrame, rules: AlertRules, opens: bool) -> list[Con
             row["minutes_in_state"],
             {key: row[key] for key in ("station_code", "name", "district", "capacity", "bikes", "docks")},
             opens,
+            since_known=not row["since_at_least"],
         )
         for row in held.iter_rows(named=True)
     ]

@@ -140,7 +140,8 @@ def reconcile(
         for row in open_rows:
             key = (row["kind"], row["subject"])
             condition, since = present.get(key), parse(row["since"])
-            if condition is not None and not (row["kind"] in RESTARTING and condition.since > since):
+            restarted = row["kind"] in RESTARTING and condition is not None and condition.since_known
+            if condition is not None and not (restarted and condition.since > since):
                 still_open.add(key)
                 continue
             db.execute("UPDATE episodes SET resolved_at = ? WHERE id = ?", (iso(over), row["id"]))
