@@ -4,12 +4,14 @@ Thin over the same code the assets use; every error is one line on stderr with a
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -227,6 +229,21 @@ def cmd_rankings(day: date, top: int, as_json: bool) -> int:
     return 0
 
 
+def _operational(command: Callable[..., int]) -> Callable[..., int]:
+    """The operations commands read settings, the lake and the alert store: a bad setting
+    (ValueError, naming it), an unreadable file or a locked store is one line, exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> int:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, OSError, sqlite3.Error, pl.exceptions.PolarsError) as exc:
+            raise UsageError(" ".join(str(exc).split())) from exc
+
+    return run
+
+
+@_operational
 def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
     """The network now, brought up to the newest landed capture first (the sensor usually has)."""
     from velib_assets import network_now
@@ -267,6 +284,7 @@ def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
     return 0
 
 
+@_operational
 def cmd_health(day: date | None, as_json: bool) -> int:
     """The collection's health for a local day (today by default), computed from the landing zone
     and the poll log, with the newest capture's age first."""
@@ -338,6 +356,7 @@ def _when(text: str) -> datetime:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=PARIS)).astimezone(UTC)
 
 
+@_operational
 def cmd_alerts_check(at: datetime | None) -> int:
     """Evaluate the alert rules once and deliver: now, or as the landed captures stood at `at`."""
     from velib_assets import alerts, network_now
@@ -357,17 +376,23 @@ def cmd_alerts_check(at: datetime | None) -> int:
             local = at.astimezone(PARIS)
             raise UsageError(f"no capture in the {network_now.LOOKBACK} before {local:%Y-%m-%d %H:%M}")
     try:
-        outcome = alerts.evaluate_now(root, table, now)
+        outcome = alerts.evaluate_now(root, table, now, replay=at is not None)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    print(f"{now.astimezone(PARIS):%Y-%m-%d %H:%M %Z}: {alerts.summary(outcome)}")
-    return cmd_alerts_list(open_only=True, as_json=False)
+    replayed = " (replay: kept apart from the live episodes, see `velib alerts list --replay`)" if at else ""
+    print(f"{now.astimezone(PARIS):%Y-%m-%d %H:%M %Z}: {alerts.summary(outcome)}{replayed}")
+    return cmd_alerts_list(open_only=True, as_json=False, replay=at is not None)
 
 
-def cmd_alerts_list(open_only: bool, as_json: bool) -> int:
+@_operational
+def cmd_alerts_list(open_only: bool, as_json: bool, replay: bool = False) -> int:
     from velib_assets import alerts
 
-    episodes = alerts.episodes(data_dir())
+    if not alerts.store_path(data_dir(), replay).is_file():
+        made_by = "`velib alerts check --at`" if replay else "the network sensor or `velib alerts check`"
+        kind = "replayed alerts" if replay else "alerts"
+        raise UsageError(f"no {kind} yet in {data_dir()}: {made_by} records them")
+    episodes = alerts.episodes(data_dir(), replay)
     if open_only:
         episodes = episodes.filter(pl.col("resolved_at").is_null())
     if as_json:
@@ -426,6 +451,7 @@ def parser() -> argparse.ArgumentParser:
     listing = alert_sub.add_parser("list", help="the episodes and their deliveries")
     listing.add_argument("--open", dest="open_only", action="store_true")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--replay", action="store_true", help="the episodes of `alerts check --at` replays")
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
@@ -460,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "alerts":
             if args.alerts_command == "check":
                 return cmd_alerts_check(args.at)
-            return cmd_alerts_list(args.open_only, args.json)
+            return cmd_alerts_list(args.open_only, args.json, args.replay)
         if args.command == "rebuild":
             return cmd_rebuild()
         if args.command == "compact-landing":

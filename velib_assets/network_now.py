@@ -117,7 +117,8 @@ def advance(
     previous: pl.DataFrame | None, observations: pl.DataFrame, through: datetime, fresh: bool
 ) -> pl.DataFrame:
     """The table after `observations` (captures up to `through`): a station whose new rows are all
-    in its previous state keeps its `since`; one the new captures lack keeps its row."""
+    in its previous state keeps its `since`; one the new captures lack keeps its row, until it has
+    been missing for `LOOKBACK` (a station removed from the feed leaves the table)."""
     latest = _latest(observations, fresh)
     if previous is not None and not previous.is_empty():
         kept = previous.select(
@@ -135,20 +136,14 @@ def advance(
             .alias("since_at_least"),
         )
         unseen = previous.join(latest.select("station_code"), on="station_code", how="anti")
-        latest = pl.concat(
-            [
-                latest.with_columns(pl.lit(True).alias("in_latest_capture")),
-                unseen.with_columns(pl.lit(False).alias("in_latest_capture")),
-            ],
-            how="diagonal_relaxed",
-        )
-    else:
-        latest = latest.with_columns(pl.lit(True).alias("in_latest_capture"))
+        latest = pl.concat([latest, unseen], how="diagonal_relaxed")
     at = pl.lit(through, dtype=UTC_TS)
     return (
-        latest.with_columns(
+        latest.filter(pl.col("latest_capture") >= at - LOOKBACK)  # a station gone from the feed goes
+        .with_columns(
             at.alias("through"),
             ((at - pl.col("since")).dt.total_microseconds() / 60e6).alias("minutes_in_state"),
+            (pl.col("latest_capture") == at).alias("in_latest_capture"),
         )
         .select(pl.col(name).cast(dtype) for name, dtype in NOW_SCHEMA.items())
         .sort("station_code")

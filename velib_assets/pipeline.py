@@ -21,6 +21,7 @@ from velib_assets.defs.jobs import daily_chain_job, serving_job
 from velib_assets.defs.serving import DUCKDB_POOL, duckdb_views
 from velib_assets.defs.staging import REFERENCE
 from velib_assets.settings import data_dir
+from velib_assets.step_errors import user_message
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -37,28 +38,14 @@ class StageResult:
 
 
 def _step_errors(outcome: dg.ExecuteInProcessResult) -> tuple[str, ...]:
-    """`step: message` for each failed step (first line of the error), else the run's own failure.
-
-    Users read these lines, not tracebacks: Dagster's "Error occurred while executing op" wrapper
-    gives way to the step's own exception, and Python's class path before the message goes (all of
-    it for a `dg.Failure`, whose message is written for users; `ValueError: ...` keeps its name).
-    """
+    """`step: message` for each failed step (`step_errors.user_message`), else the run's own failure."""
     failures = [e for e in outcome.all_events if e.is_step_failure] or [
         e for e in outcome.all_events if e.is_run_failure
     ]
     lines = []
     for event in failures:
         error = getattr(event.event_specific_data, "error", None)
-        while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
-            error = error.cause
-        if error is None:
-            message = event.message or ""
-        else:
-            message = (error.message.strip().splitlines() or [""])[0]
-            path, sep, text = message.partition(": ")
-            if path.rsplit(".", 1)[-1] == error.cls_name:
-                failure = error.cls_name == dg.Failure.__name__ and text
-                message = text if failure else error.cls_name + sep + text
+        message = user_message(error) if error is not None else event.message or ""
         lines.append(f"{event.step_key or 'run'}: {message}")
     return tuple(lines)
 

@@ -4,6 +4,7 @@ Dagster resources and asset configs read the same names through `dg.EnvVar`, so 
 where a value came from; plain code (CLI, benchmarks) reads them here.
 """
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,6 +50,18 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _number(name: str, default: str) -> float:
+    """A finite number from the environment; a ValueError that names the variable otherwise."""
+    text = _env(name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r} is not a number")
+    return value
+
+
 @dataclass(frozen=True)
 class KpiThresholds:
     """The knobs of DESIGN §3: how long an observation may count, and what 'nearly' means."""
@@ -61,10 +74,10 @@ class KpiThresholds:
     @classmethod
     def from_env(cls) -> "KpiThresholds":
         return cls(
-            max_gap=timedelta(minutes=float(_env(ENV_MAX_GAP_MINUTES, "15"))),
-            nearly_empty_rate=float(_env(ENV_NEARLY_EMPTY, "0.10")),
-            nearly_full_rate=float(_env(ENV_NEARLY_FULL, "0.90")),
-            stale_after=timedelta(hours=float(_env(ENV_STALE_HOURS, "24"))),
+            max_gap=timedelta(minutes=_number(ENV_MAX_GAP_MINUTES, "15")),
+            nearly_empty_rate=_number(ENV_NEARLY_EMPTY, "0.10"),
+            nearly_full_rate=_number(ENV_NEARLY_FULL, "0.90"),
+            stale_after=timedelta(hours=_number(ENV_STALE_HOURS, "24")),
         )
 
 
@@ -87,8 +100,14 @@ def poll_interval_seconds() -> int:
 
 
 def feed_down_minutes() -> float:
-    """No new capture for this long and the feed counts as down: the landing turns red in the UI."""
-    return max(1.0, float(_env(ENV_FEED_DOWN_MINUTES, "10")))
+    """No new capture for this long and the feed counts as down: the landing turns red in the UI.
+    Read when the definitions load, so a bad value falls back to 10 rather than stop the code
+    location (and the capture sensor with it); the alert rules refuse it with a message."""
+    try:
+        minutes = float(_env(ENV_FEED_DOWN_MINUTES, "10"))
+    except ValueError:
+        return 10.0
+    return minutes if math.isfinite(minutes) and minutes > 0 else 10.0
 
 
 def clock_tolerance() -> timedelta:

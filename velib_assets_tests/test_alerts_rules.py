@@ -310,3 +310,13 @@ def test_concurrent_evaluations_in_several_processes_open_each_episode_once(tmp_
     with AlertStore(path) as db:
         assert [r[1] for r in episode_rows(db)] == ["S0", "S1", "S2"]
         assert len(texts(db)) == 3
+
+
+def test_no_capture_at_all_is_one_feed_down_episode_across_ticks(tmp_path: Path):
+    empty = pl.DataFrame(schema=network_now.NOW_SCHEMA)
+    with AlertStore(tmp_path / "alerts.sqlite") as store:
+        for minute in (0, 1, 2):
+            now = T0 + minute * MINUTE
+            reconcile(store, conditions(empty, now, None, AlertRules()), now, ["json://127.0.0.1:1/hook"])
+        episodes = store.connection.execute("SELECT kind, resolved_at FROM episodes").fetchall()
+    assert [tuple(row) for row in episodes] == [(rules.FEED_DOWN, None)]

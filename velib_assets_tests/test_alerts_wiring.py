@@ -62,12 +62,17 @@ def test_a_bad_alert_setting_is_a_line_in_the_tick_not_a_failed_tick(tmp_path: P
     assert not (tmp_path / "ops" / "alerts.sqlite").exists()
 
 
-def test_a_failed_run_is_sent_to_the_channels_once(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [(dg.Failure("the lake is not mounted"), "breaks: the lake is not mounted"),
+     (ValueError("bad value"), "breaks: ValueError: bad value")],
+)
+def test_a_failed_run_is_sent_to_the_channels_once(tmp_path: Path, monkeypatch, error, said):
     monkeypatch.setenv("VELIB_DATA_DIR", str(tmp_path))
 
     @dg.asset
     def breaks() -> None:
-        raise dg.Failure("the lake is not mounted")
+        raise error
 
     instance = dg.DagsterInstance.ephemeral()
     tags = {"dagster/partition": "2025-10-18"}
@@ -88,7 +93,7 @@ def test_a_failed_run_is_sent_to_the_channels_once(tmp_path: Path, monkeypatch):
         assert len(hook.received) == 1
         message = json.loads(hook.received[0])["message"]
         assert "__ephemeral_asset_job__ for 2025-10-18 failed" in message
-        assert "breaks: the lake is not mounted" in message
+        assert message.endswith(f"failed: {said}")
 
 
 def test_velib_alerts_check_replays_a_past_time_and_list_shows_the_episodes(
@@ -108,15 +113,52 @@ def test_velib_alerts_check_replays_a_past_time_and_list_shows_the_episodes(
     assert cli.main(["alerts", "check", "--at", (T0 + 30 * MINUTE).isoformat()]) == 0
     assert "1 resolved" in capsys.readouterr().out
 
-    assert cli.main(["alerts", "list", "--json"]) == 0
+    assert cli.main(["alerts", "list", "--json", "--replay"]) == 0
     (episode,) = [e for e in json.loads(capsys.readouterr().out) if e["subject"] == "16107"]
     assert episode["kind"] == "station_empty" and episode["duration_minutes"] == 30.0
-
+    # The replay left the live episodes alone, and the live check serves them in marts.alerts.
+    assert cli.main(["alerts", "list"]) == 2
+    capsys.readouterr()
+    assert cli.main(["alerts", "check"]) == 0
+    assert "station_empty   16107" not in capsys.readouterr().out  # refilled by the newest capture
     database = tmp_path / "warehouse.duckdb"
     counts, _, _ = serving.publish_views(database, tmp_path / "lake", duckdb.connect)
-    assert counts["marts.alerts"] >= 1
+    assert counts["marts.alerts"] == 0  # the replay's episodes are not the network's
 
     with pytest.raises(SystemExit, match="2"):
         cli.main(["alerts", "check", "--at", "yesterday"])
     assert cli.main(["alerts", "check", "--at", (T0 - timedelta(days=2)).isoformat()]) == 2
     assert "no capture in the 3:00:00 before" in capsys.readouterr().err
+
+
+def test_a_corrupt_stations_now_table_still_lets_the_feed_alert_go(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("VELIB_ALERT_WATCH", "none")
+    land(tmp_path, 0, set())
+    table = tmp_path / "lake" / "stations_now" / "part.parquet"
+    table.parent.mkdir(parents=True)
+    table.write_bytes(b"not parquet")
+    with webhook() as hook:
+        monkeypatch.setenv("VELIB_ALERT_URLS", hook.url)
+        (result,) = ticks(tmp_path, 1)
+        assert "alerts: 1 opened" in result.skip_message  # the feed: its captures are a year old
+        assert "feed DOWN" in json.loads(hook.received[0])["message"]
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [(["now"], "VELIB_MAX_GAP_MINUTES"), (["health"], "VELIB_MAX_GAP_MINUTES"),
+     (["alerts", "check"], "VELIB_ALERT_MINUTES")],
+)
+def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, monkeypatch, capsys, command, variable):
+    monkeypatch.setenv("VELIB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, "ten")
+    land(tmp_path, 0, set())
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and variable in err
+
+
+def test_listing_alerts_of_a_data_dir_without_any_creates_nothing(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("VELIB_DATA_DIR", str(tmp_path / "typo"))
+    assert cli.main(["alerts", "list"]) == 2
+    assert "no alerts yet in" in capsys.readouterr().err and not (tmp_path / "typo").exists()

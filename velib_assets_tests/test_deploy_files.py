@@ -18,6 +18,9 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from velib_assets import settings
+from velib_assets.alerts import channels as alert_channels
+from velib_assets.alerts import delivery as alert_delivery
+from velib_assets.alerts import rules as alert_rules
 from velib_assets.definitions import defs
 from velib_assets_tests.deploy_harness import PG_RESTART_ENV
 
@@ -133,7 +136,8 @@ def test_webserver_is_published_on_loopback_only_by_default(compose: dict[str, A
 
 
 def test_user_code_receives_every_setting_of_the_project(compose: dict[str, Any]):
-    names = {value for key, value in vars(settings).items() if key.startswith("ENV_")}
+    modules = (settings, alert_rules, alert_channels, alert_delivery)
+    names = {value for module in modules for key, value in vars(module).items() if key.startswith("ENV_")}
     environment = compose["services"]["user-code"]["environment"]
     assert names <= set(environment), f"not passed to user-code: {sorted(names - set(environment))}"
 

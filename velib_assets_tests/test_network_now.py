@@ -49,7 +49,8 @@ def test_since_is_the_first_capture_of_the_last_run_of_the_state():
     first = network_now.advance(
         None,
         observations(
-            [("A", 0, "ok"), ("A", 1, "empty"), ("A", 2, "empty"), ("B", 0, "full"), ("B", 2, "full")]
+            [("A", 0, "ok"), ("A", 1, "empty"), ("A", 2, "empty"), ("B", 0, "full"), ("B", 2, "full"),
+             ("D", 1, "ok")]
         ),
         T0 + 2 * MINUTE,
         fresh=True,
@@ -68,11 +69,18 @@ def test_since_is_the_first_capture_of_the_last_run_of_the_state():
     assert (b["state"], b["since"], b["since_at_least"]) == ("ok", T0 + 3 * MINUTE, False)
     assert (c["state"], c["minutes_in_state"], c["in_latest_capture"]) == ("closed", 0.0, True)
 
+    # A window of three captures: D was only in the one of minute 1, not in the newest.
+    assert first["in_latest_capture"].to_list() == [True, True, False]
+    assert row(second, "C")["in_latest_capture"] and not row(second, "D")["in_latest_capture"]
     third = network_now.advance(second, observations([("A", 4, "ok")]), T0 + 4 * MINUTE, False)
     b = row(third, "B")
     assert (b["state"], b["in_latest_capture"], b["latest_capture"]) == ("ok", False, T0 + 3 * MINUTE)
     assert b["minutes_in_state"] == 1.0 and third["through"].unique().to_list() == [T0 + 4 * MINUTE]
     assert row(third, "A")["since"] == T0 + 4 * MINUTE
+    # A station gone from the feed for the look-back leaves the table.
+    later = T0 + network_now.LOOKBACK + 5 * MINUTE
+    gone = network_now.advance(third, observations([("A", int((later - T0) / MINUTE), "ok")]), later, False)
+    assert gone["station_code"].to_list() == ["A"]  # B, C and D pruned
 
 
 def test_a_state_that_flaps_restarts_its_clock_at_each_change():
@@ -251,3 +259,9 @@ def test_as_of_replays_the_table_at_a_past_time_without_writing(tmp_path: Path):
     assert (station["state"], station["minutes_in_state"]) == ("empty", 1.0)
     assert station["through"] == T0 + 2 * MINUTE
     assert network_now.read_table(tmp_path) is None
+
+
+def test_the_cli_offers_the_states_the_table_holds():
+    from velib_assets import cli
+
+    assert cli.NOW_STATES == network_now.STATES

@@ -177,6 +177,9 @@ def test_damaged_opendatasoft_exports_read_as_the_reference_reads_them() -> None
         b'{"data": {"stations": [{"stationCode": "1", "numBikesAvailable": ' + b"9" * 5000 + b"}]}}",
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03truncated",
         gzip.compress(b'{"data": {"stations": [{"stationCode": " 7 ", "numBikesAvailable": 3}]}}'),
+        b'{"data": {"stations": [{"stationCode": "1", "numBikesAvailable": 1, "other": "\xff"}]}}',
+        b'{"data": {"stations": [{"stationCode": "1", "numBikesAvailable": 1, "other": '
+        + b"[" * 5000 + b"]" * 5000 + b"}]}}",
     ],
 )
 def test_hostile_bodies_get_the_reference_rows_or_reason_in_both_formats(body: bytes) -> None:

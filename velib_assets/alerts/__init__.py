@@ -16,6 +16,9 @@ from velib_assets.alerts.rules import AlertRules, Condition, conditions, content
 from velib_assets.alerts.store import AlertStore, reconcile
 
 STORE_FILE = Path("ops") / "alerts.sqlite"
+REPLAY_STORE_FILE = Path("ops") / "alerts-replay.sqlite"
+"""Replays (`velib alerts check --at`) keep their episodes apart: a past morning must neither
+resolve today's open episodes nor move the frozen-feed rule's memory."""
 EXPORT_DIR = Path("lake") / "alerts"
 
 __all__ = [
@@ -48,8 +51,8 @@ class AlertOutcome:
     """Messages waiting for a channel, and given up, in the whole outbox."""
 
 
-def store_path(data_dir: Path) -> Path:
-    return data_dir / STORE_FILE
+def store_path(data_dir: Path, replay: bool = False) -> Path:
+    return data_dir / (REPLAY_STORE_FILE if replay else STORE_FILE)
 
 
 def evaluate_and_deliver(
@@ -60,11 +63,13 @@ def evaluate_and_deliver(
     rules: AlertRules,
     channels: list[str],
     deadline: float | None = None,
+    replay: bool = False,
 ) -> AlertOutcome:
     """One evaluation: the conditions of `table` (from `network_now.update` or `as_of`) at `now`,
     episodes opened and resolved, the outbox delivered until `deadline` (`time.monotonic()`),
-    and the Parquet export rewritten (a few KB). Safe to run twice, or concurrently."""
-    with AlertStore(store_path(data_dir)) as store:
+    and the Parquet export rewritten (a few KB). Safe to run twice, or concurrently. A `replay`
+    works on its own store and leaves the export (the live episodes) alone."""
+    with AlertStore(store_path(data_dir, replay)) as store:
         unchanged_since = None
         if not table.is_empty():
             through = table["through"].max()
@@ -73,21 +78,22 @@ def evaluate_and_deliver(
         changes = reconcile(store, found, now, channels, ended=newest_capture_time)
         delivered = deliver(store, channels, now, give_up_after_from_env(), deadline)
         frame = alert_store.episodes(store)
-    lake.write_parquet(frame, data_dir / EXPORT_DIR)
+    if not replay:
+        lake.write_parquet(frame, data_dir / EXPORT_DIR)
     return AlertOutcome(
         len(changes.opened), len(changes.resolved), delivered.sent, delivered.pending, delivered.failed
     )
 
 
 def evaluate_now(
-    data_dir: Path, table: pl.DataFrame, now: datetime, deadline: float | None = None
+    data_dir: Path, table: pl.DataFrame, now: datetime, deadline: float | None = None, replay: bool = False
 ) -> AlertOutcome:
     """`evaluate_and_deliver` with the rules and channels of the environment (a bad variable is a
     ValueError naming it), the feed judged by the table's newest capture: the sensor's evaluation,
     and `velib alerts check`'s, at a past time too."""
     through = None if table.is_empty() else table["through"].max()
     rules, channels = AlertRules.from_env(), channels_from_env()
-    return evaluate_and_deliver(data_dir, table, through, now, rules, channels, deadline)  # type: ignore[arg-type]
+    return evaluate_and_deliver(data_dir, table, through, now, rules, channels, deadline, replay)  # type: ignore[arg-type]
 
 
 def summary(outcome: AlertOutcome) -> str:
@@ -97,9 +103,9 @@ def summary(outcome: AlertOutcome) -> str:
     )
 
 
-def episodes(data_dir: Path) -> pl.DataFrame:
+def episodes(data_dir: Path, replay: bool = False) -> pl.DataFrame:
     """Every episode with each message's channel, status and attempts (`store.EPISODES_SCHEMA`)."""
-    with AlertStore(store_path(data_dir)) as store:
+    with AlertStore(store_path(data_dir, replay)) as store:
         return alert_store.episodes(store)
 
 

@@ -195,7 +195,9 @@ def _feed(
     if newest is None or now - newest >= limit:
         since = newest if newest is not None else now
         details = {"newest_capture": newest.isoformat() if newest else None}
-        found.append(Condition(FEED_DOWN, FEED, since, _minutes(now - since), details))
+        # With no capture at all, `since` is only this evaluation's time: not a new run each tick.
+        known = newest is not None
+        found.append(Condition(FEED_DOWN, FEED, since, _minutes(now - since), details, since_known=known))
     through: datetime | None = table["through"].max() if not table.is_empty() else None  # type: ignore[assignment]
     if unchanged_since is not None and through is not None and through - unchanged_since >= limit:
         span = _minutes(through - unchanged_since)

@@ -9,7 +9,6 @@ failed runs to the same channels.
 landing lag, frozen spells and gaps.
 """
 
-import re
 import sqlite3
 import time
 from datetime import UTC, date, datetime
@@ -28,6 +27,7 @@ from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import REFERENCE, read_reference
 from velib_assets.settings import PARIS, KpiThresholds
+from velib_assets.step_errors import user_message
 
 HEALTH = "collection_health"
 ALERT_BUDGET_SECONDS = 20.0
@@ -87,7 +87,12 @@ def _longest(table: pl.DataFrame, state: str) -> str:
 )
 def velib_network_sensor(context: dg.SensorEvaluationContext, lake_store: LakeResource):
     began = time.monotonic()
-    update = _update(lake_store)
+    try:
+        update = _update(lake_store)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        # A corrupt table or a full disk must not silence the alerts (the feed-down one above all).
+        context.log.warning(f"stations_now not updated: {exc}")
+        update = network_now.Update(_last_table(lake_store), 0, [])
     for name, reason in update.errors:
         context.log.warning(f"{name} did not parse: {reason}")
     alerted = _alerts(lake_store, update.table, began + ALERT_BUDGET_SECONDS)
@@ -98,6 +103,15 @@ def velib_network_sensor(context: dg.SensorEvaluationContext, lake_store: LakeRe
     return dg.SensorResult(asset_events=[event])
 
 
+def _last_table(lake_store: LakeResource) -> pl.DataFrame:
+    """The table as the last update left it, or an empty one when it cannot be read."""
+    try:
+        table = network_now.read_table(lake_store.root)
+    except (OSError, pl.exceptions.PolarsError):
+        table = None
+    return table if table is not None else pl.DataFrame(schema=network_now.NOW_SCHEMA)
+
+
 def _alerts(lake_store: LakeResource, table: pl.DataFrame, deadline: float) -> str:
     """Evaluate the alert rules and deliver what waits; whatever fails here is a line in the tick's
     log, never a failed tick (evaluated every tick, so a feed that stops is noticed)."""
@@ -105,11 +119,6 @@ def _alerts(lake_store: LakeResource, table: pl.DataFrame, deadline: float) -> s
         return alerts.summary(alerts.evaluate_now(lake_store.root, table, datetime.now(UTC), deadline))
     except (ValueError, sqlite3.Error, OSError) as exc:
         return f"alerts not evaluated: {exc}"
-
-
-def _without_class(message: str) -> str:
-    """`dagster._core.definitions.events.Failure: the lake is not mounted` -> `the lake is not mounted`."""
-    return re.sub(r"^[\w.]+\.[A-Z]\w*: ", "", message.strip())
 
 
 @dg.run_failure_sensor(
@@ -122,9 +131,9 @@ def velib_run_failure_alerts(context: dg.RunFailureSensorContext):
     partition = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start")
     where = f" for {partition}" if partition else ""
     steps = [
-        f"{event.step_key}: {_without_class(event.event_specific_data.error.message)}"  # type: ignore[union-attr]
+        f"{event.step_key}: {user_message(error)}"
         for event in context.get_step_failure_events()
-        if event.event_specific_data and getattr(event.event_specific_data, "error", None)
+        if (error := getattr(event.event_specific_data, "error", None)) is not None
     ]
     reason = " ".join(("; ".join(steps) or context.failure_event.message or "no reason given").split())[:400]
     text = f"Run {run.run_id[:8]} of {run.job_name}{where} failed: {reason}"

@@ -89,7 +89,9 @@ class _OdsPage(msgspec.Struct):
 
 _GBFS = msgspec.json.Decoder(_GbfsStatus)
 _OPENDATA = msgspec.json.Decoder(list[_OdsRecord] | _OdsPage)
-_NOT_TYPED = (msgspec.DecodeError, msgspec.ValidationError)
+_NOT_TYPED = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
+"""Whatever the reference must judge: msgspec's recursion limit depends on the stack it runs on, and
+it checks UTF-8 only in the fields it reads, where json.loads checks the whole body."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -210,9 +212,14 @@ def _opendata_frame(records: list[_OdsRecord], snapshot_ts: datetime) -> pl.Data
     return _frame(columns, snapshot_ts, "opendata")
 
 
+def _utf8(text: bytes) -> bytes:
+    text.decode("utf-8")  # raises UnicodeDecodeError; 0.03 ms for a capture (ASCII fast path)
+    return text
+
+
 def _gbfs(body: bytes, snapshot_ts: datetime) -> pl.DataFrame | None:
     try:
-        stations = _GBFS.decode(formats.decompress(body)).data.stations
+        stations = _GBFS.decode(_utf8(formats.decompress(body))).data.stations
     except _NOT_TYPED:
         return None
     return _gbfs_frame(stations, snapshot_ts) if stations else None
@@ -220,7 +227,7 @@ def _gbfs(body: bytes, snapshot_ts: datetime) -> pl.DataFrame | None:
 
 def _opendata(body: bytes, snapshot_ts: datetime) -> pl.DataFrame | None:
     try:
-        document = _OPENDATA.decode(formats.decompress(body))
+        document = _OPENDATA.decode(_utf8(formats.decompress(body)))
     except _NOT_TYPED:
         return None
     records = document.results if isinstance(document, _OdsPage) else document
