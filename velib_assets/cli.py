@@ -237,6 +237,8 @@ def _operational(command: Callable[..., int]) -> Callable[..., int]:
     def run(*args: object, **kwargs: object) -> int:
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # the reader of the output left: `main` ends quietly
         except (ValueError, OSError, sqlite3.Error, pl.exceptions.PolarsError) as exc:
             raise UsageError(" ".join(str(exc).split())) from exc
 

@@ -265,3 +265,19 @@ def test_the_cli_offers_the_states_the_table_holds():
     from velib_assets import cli
 
     assert cli.NOW_STATES == network_now.STATES
+
+
+def test_velib_now_ends_quietly_when_its_reader_leaves(tmp_path: Path):
+    """`velib now | head`: 1,500 lines fill the pipe; the reader closing it is no error to print."""
+    import os
+    import subprocess
+    import sys
+
+    land(tmp_path, 0, set())
+    env = {**os.environ, "VELIB_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "velib_assets.cli", "now"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as velib:
+        assert velib.stdout is not None and velib.stdout.readline().endswith(b"CEST\n")
+        velib.stdout.close()
+        assert velib.wait(timeout=60) == 1
+        assert velib.stderr is not None and velib.stderr.read() == b""
