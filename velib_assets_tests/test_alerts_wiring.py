@@ -162,3 +162,21 @@ def test_listing_alerts_of_a_data_dir_without_any_creates_nothing(tmp_path: Path
     monkeypatch.setenv("VELIB_DATA_DIR", str(tmp_path / "typo"))
     assert cli.main(["alerts", "list"]) == 2
     assert "no alerts yet in" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+
+
+def test_the_rules_of_a_run_launched_from_the_ui_override_the_environment(tmp_path: Path, monkeypatch):
+    from velib_assets.defs.operations import stations_now
+
+    monkeypatch.setenv("VELIB_ALERT_MINUTES", "60")  # the environment would open nothing
+    monkeypatch.delenv("VELIB_ALERT_URLS", raising=False)
+    for minute in range(0, 30, 5):
+        land(tmp_path, minute, {"16107"})
+    config = {"minutes": 20, "watch": ["16107"], "feed_down_minutes": 1e7}
+    result = dg.materialize(
+        [stations_now],
+        resources={"lake_store": LakeResource(data_dir=str(tmp_path))},
+        run_config={"ops": {"stations_now": {"config": config}}},
+    )
+    (event,) = result.get_asset_materialization_events()
+    assert "alerts: 1 opened" in event.event_specific_data.materialization.metadata["alerts"].value
+    assert alerts.episodes(tmp_path)["subject"].to_list() == ["16107"]

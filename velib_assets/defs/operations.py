@@ -9,6 +9,7 @@ failed runs to the same channels.
 landing lag, frozen spells and gaps.
 """
 
+import dataclasses
 import sqlite3
 import time
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ import polars as pl
 
 from velib_assets import alerts, health, lake, network_now, settings
 from velib_assets.alerts import store as alert_store
+from velib_assets.alerts.rules import ServiceHours
 from velib_assets.builds import RAW
 from velib_assets.days import closed_through
 from velib_assets.defs import checks
@@ -34,6 +36,27 @@ ALERT_BUDGET_SECONDS = 20.0
 """Of a tick's 60 s: delivery stops in time, and what waits goes out at the next tick."""
 
 
+class AlertConfig(dg.Config):
+    """The alert rules for one evaluation launched from the UI: each field set here overrides its
+    environment variable (`VELIB_ALERT_*`, `VELIB_FEED_DOWN_MINUTES`); the sensor uses the environment."""
+
+    minutes: float | None = None
+    district_share: float | None = None
+    district_min_stations: int | None = None
+    service_hours: str | None = None
+    watch: list[str] | None = None
+    feed_down_minutes: float | None = None
+
+    def rules(self) -> alerts.AlertRules:
+        rules = alerts.AlertRules.from_env()
+        given = {name: value for name, value in self.model_dump().items() if value is not None}
+        if "service_hours" in given:
+            given["service_hours"] = ServiceHours.parse(given["service_hours"])
+        if "watch" in given:
+            given["watch"] = frozenset(given["watch"])
+        return dataclasses.replace(rules, **given)
+
+
 @dg.asset(
     name=network_now.NOW,
     deps=[velib_landing, REFERENCE],
@@ -44,13 +67,24 @@ ALERT_BUDGET_SECONDS = 20.0
     description=(
         "Every station's latest state (closed, out_of_service, empty, full, nearly_empty, "
         "nearly_full, ok), since when, counted on capture times, with its bikes and docks. Kept within "
-        "one poll of the newest capture by `velib_network_sensor` (without a run); materializing it "
-        "brings it current by hand. `velib now` prints it and the DuckDB view `marts.stations_now` "
-        "reads it."
+        "one poll of the newest capture by `velib_network_sensor` (without a run), which also evaluates "
+        "the alert rules. Materializing it brings it current by hand and evaluates the alerts once, "
+        "with the rules of the run config where set. `velib now` prints it and the DuckDB view "
+        "`marts.stations_now` reads it."
     ),
 )
-def stations_now(lake_store: LakeResource) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata=now_metadata(_update(lake_store)))
+def stations_now(config: AlertConfig, lake_store: LakeResource) -> dg.MaterializeResult:
+    update = _update(lake_store)
+    outcome = alerts.evaluate_and_deliver(
+        lake_store.root,
+        update.table,
+        None if update.table.is_empty() else update.table["through"].max(),  # type: ignore[arg-type]
+        datetime.now(UTC),
+        config.rules(),
+        alerts.channels_from_env(),
+        time.monotonic() + ALERT_BUDGET_SECONDS,
+    )
+    return dg.MaterializeResult(metadata={**now_metadata(update), "alerts": alerts.summary(outcome)})
 
 
 def _update(lake_store: LakeResource) -> network_now.Update:
