@@ -47,7 +47,10 @@ def assert_same(body: bytes, typed_parse: Parse, reference: Parse, case: object 
     if isinstance(expected, str) or isinstance(fast, str):
         assert fast == expected, case
     else:
-        assert_frame_equal(fast, expected, check_exact=True), case
+        try:
+            assert_frame_equal(fast, expected, check_exact=True)
+        except AssertionError as exc:
+            raise AssertionError(f"case {case!r}: {exc}") from exc
 
 
 def test_every_recorded_gbfs_status_capture_reads_as_the_reference_reads_it() -> None:
