@@ -6,6 +6,7 @@ Thin over the same code the assets use; every error is one line on stderr with a
 import argparse
 import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -471,8 +472,16 @@ def _interrupt(_signum: int, _frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def quiet_pool_logs() -> None:
+    """SQLAlchemy's pools log "Error closing cursor" with a traceback when Ctrl-C or SIGTERM lands
+    inside a query of Dagster's SQLite storage: noise after the interruption, which is reported in
+    one line; a pool failure that matters is raised, not only logged."""
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_pool_logs()
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the run is marked canceled, slots freed
     try:
         if args.command == "import":

@@ -318,3 +318,19 @@ def test_a_slot_claimed_for_a_run_about_to_start_is_not_reaped(tmp_path: Path, m
         [line] = run_guard.reap_dead_runs(instance)
         assert line == f"run {starting[:8]}: freed the pool slots it still held"
         assert not instance.event_log_storage.get_concurrency_run_ids()
+
+
+def test_an_interrupted_query_logs_no_traceback_from_the_storage_pool(caplog) -> None:
+    """A SIGTERM inside a query of Dagster's SQLite storage made SQLAlchemy's pool log "Error closing
+    cursor" with a traceback beside the one-line "velib: interrupted" (seen once in CI)."""
+    import logging
+
+    from velib_assets import cli
+
+    cli.quiet_pool_logs()
+    with caplog.at_level(logging.WARNING):
+        try:
+            raise RuntimeError("interrupted")
+        except RuntimeError:
+            logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Error closing cursor", exc_info=True)
+    assert caplog.records == []
