@@ -56,6 +56,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from exc
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port from 1 to 65535")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (it prints the usage too by default)."""
 
@@ -455,6 +465,20 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--open", dest="open_only", action="store_true")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--replay", action="store_true", help="the episodes of `alerts check --at` replays")
+    forecast = sub.add_parser(
+        "forecast", help="a station's forecast, or the stations at risk within an hour"
+    )
+    target = forecast.add_mutually_exclusive_group(required=True)
+    target.add_argument("--station", help="station code, e.g. 16107")
+    target.add_argument("--at-risk", action="store_true", help="most likely empty or full within the hour")
+    forecast.add_argument("--top", type=_positive, default=20)
+    forecast.add_argument("--json", action="store_true")
+    serve = sub.add_parser("serve", help="the read-only HTTP API over the DuckDB serving layer")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8000)
+    dashboard = sub.add_parser("dashboard", help="the live dashboard in a browser (map, districts, stations)")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=_port, default=8050)
     sub.add_parser("demo", help="import the bundled real sample, run everything, print the top 10")
     sub.add_parser(
         "rebuild", help="rebuild every closed day with captures from the landing zone (after an upgrade)"
@@ -498,6 +522,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.alerts_command == "check":
                 return cmd_alerts_check(args.at)
             return cmd_alerts_list(args.open_only, args.json, args.replay)
+        if args.command == "forecast":
+            from velib_assets.forecast.cli import cmd_forecast
+
+            return cmd_forecast(args.station, args.at_risk, args.top, args.json)
+        if args.command == "serve":
+            from velib_assets.api.cli import cmd_serve
+
+            return cmd_serve(args.host, args.port)
+        if args.command == "dashboard":
+            from velib_assets.dashboard.cli import cmd_dashboard
+
+            return cmd_dashboard(args.host, args.port)
         if args.command == "rebuild":
             return cmd_rebuild()
         if args.command == "compact-landing":
