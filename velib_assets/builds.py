@@ -10,9 +10,10 @@ Raw snapshots and the coverage take `now`: today's partitions are built on their
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -71,25 +72,53 @@ VERDICT_ATTRIBUTES = ("capacity", "commune", "arrondissement")
 """The columns those checks read: a day of them is a fifth of the clean rows' size."""
 
 
+def _unchanged_json(tail: snapshots.Unchanged) -> dict[str, str]:
+    return {"content": tail.content, "since": tail.since.isoformat()}
+
+
+def _unchanged(fields: dict[str, str]) -> snapshots.Unchanged:
+    return snapshots.Unchanged(fields["content"], datetime.fromisoformat(fields["since"]))
+
+
 @dataclass(frozen=True)
 class RawHour:
     """What parsing an hour gave, kept beside its file: the next build of the day reuses the hour as
-    long as `sources` (a digest of its captures' names, the station information they use, the spell
-    carried in, the parser's version) is the same, and parses only the hours that changed."""
+    long as `sources` (a digest of its captures' names, the station information they use and the
+    parser's version) is the same, and parses only the hours that changed.
+
+    An hour is parsed alone; `longest_frozen_s` and `tail` are its spells stitched to the hour
+    before (`snapshots.Spells.carry`), so a frozen feed is measured across hours."""
 
     sources: str
     captures: int
     parsed: int
     rows: int
     bytes_read: int
-    longest_frozen_s: float
     errors: list[tuple[str, str]]
-    tail: snapshots.Unchanged | None
+    spells: snapshots.Spells | None
+    longest_frozen_s: float = 0.0
+    tail: snapshots.Unchanged | None = None
+
+    def carried_from(self, carried: snapshots.Unchanged | None) -> "RawHour":
+        """This hour with its spells stitched to the tail of the hour before."""
+        if self.spells is None:
+            return replace(self, longest_frozen_s=0.0, tail=carried)
+        longest, tail = self.spells.carry(carried)
+        return replace(self, longest_frozen_s=longest, tail=tail)
 
     def to_json(self) -> str:
         fields = asdict(self)
-        if self.tail:
-            fields["tail"] = {"content": self.tail.content, "since": self.tail.since.isoformat()}
+        fields["tail"] = _unchanged_json(self.tail) if self.tail else None
+        if self.spells:
+            spells = self.spells
+            fields["spells"] = {
+                "first": spells.first,
+                "first_at": spells.first_at.isoformat(),
+                "first_until": spells.first_until.isoformat(),
+                "longest_after_first_s": spells.longest_after_first_s,
+                "last": _unchanged_json(spells.last),
+                "one_run": spells.one_run,
+            }
         return json.dumps(fields)
 
     @classmethod
@@ -97,13 +126,19 @@ class RawHour:
         """The sidecar at `path`; None when it is missing or unreadable (the hour is parsed again)."""
         try:
             fields = json.loads(path.read_text())
-            tail = fields.pop("tail")
+            tail, spells = fields.pop("tail"), fields.pop("spells")
             errors = [(str(name), str(reason)) for name, reason in fields.pop("errors")]
-            carried = None
-            if tail:
-                carried = snapshots.Unchanged(tail["content"], datetime.fromisoformat(tail["since"]))
-            return cls(**fields, errors=errors, tail=carried)
-        except (OSError, ValueError, TypeError, KeyError):
+            if spells:
+                spells = snapshots.Spells(
+                    str(spells["first"]),
+                    datetime.fromisoformat(spells["first_at"]),
+                    datetime.fromisoformat(spells["first_until"]),
+                    float(spells["longest_after_first_s"]),
+                    _unchanged(spells["last"]),
+                    bool(spells["one_run"]),
+                )
+            return cls(**fields, errors=errors, spells=spells, tail=_unchanged(tail) if tail else None)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
 
 
@@ -148,26 +183,49 @@ def _parser_version() -> str:
 PARSER_VERSION = _parser_version()
 
 
-def _sources(landing_root: Path, hour: datetime, infos: list[landing.Capture], carried) -> str:
-    """The key of an hour's raw file: its captures, the station information they use, the frozen
-    spell carried in from the hour before, and the parser's version."""
+def _sources(landing_root: Path, hour: datetime, infos: list[landing.Capture]) -> str:
+    """The key of an hour's raw file: its captures, the station information they use, and the
+    parser's version."""
     captures = landing.captures_in_window(landing_root, hour, hour + HOUR)
     chosen = (landing.information_for(landing_root, c.capture_time, infos) for c in captures)
     used = {info.path.name for info in chosen if info}
-    tail = [carried.content, carried.since.isoformat()] if carried else None
-    key = [PARSER_VERSION, [c.path.name for c in captures], sorted(used), tail]
+    key = [PARSER_VERSION, [c.path.name for c in captures], sorted(used)]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
-def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> RawDay:
+HourTask = tuple[datetime, str]
+"""An hour to parse and the key of its sources."""
+HourMapper = Callable[[Callable[[HourTask], RawHour], list[HourTask]], list[RawHour]]
+
+
+def parse_hour(lake_root: Path, landing_root: Path, day: date, task: HourTask) -> RawHour:
+    """Parse one hour alone into its file (its spells not yet stitched to the hour before)."""
+    hour, sources = task
+    parsed = snapshots.parse_window(landing_root, hour, hour + HOUR)
+    lake.write_parquet_file(parsed.frame, lake.hour_file(lake_root, RAW, day, hour))
+    return RawHour(
+        sources, parsed.captures, parsed.parsed, parsed.frame.height, parsed.bytes_read, parsed.errors,
+        parsed.spells,
+    )
+
+
+def raw_day(
+    lake_root: Path,
+    landing_root: Path,
+    now: datetime,
+    day: date,
+    mapper: HourMapper | None = None,
+) -> RawDay:
     """Parse the day's closed hours at `now` into one file each, reusing the hours whose sources did
-    not change; hour files of later hours (a clock that stepped back) are removed."""
+    not change; hour files of later hours (a clock that stepped back) are removed.
+
+    The hours to parse go through `mapper` (`workers.map_parallel` parses them in parallel when
+    the run builds a single day); their spells are then stitched in order and each sidecar written
+    after its file, so an interrupted build leaves hours that are parsed again, never a stale one."""
     through = closed_through(day, now)
     infos = landing.information_captures(landing_root)
-    hours: list[RawHour] = []
-    carried: snapshots.Unchanged | None = None
-    reparsed = 0
     lake.day_dir(lake_root, RAW, day).mkdir(parents=True, exist_ok=True)
+    closed: list[tuple[datetime, str, RawHour | None]] = []
     for hour in day_hours(day):
         target = lake.hour_file(lake_root, RAW, day, hour)
         sidecar = target.with_suffix(".json")
@@ -175,23 +233,26 @@ def raw_day(lake_root: Path, landing_root: Path, now: datetime, day: date) -> Ra
             target.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
             continue
-        sources = _sources(landing_root, hour, infos, carried)
+        sources = _sources(landing_root, hour, infos)
         built = RawHour.read(sidecar) if target.is_file() else None
-        if built is None or built.sources != sources:
-            parsed = snapshots.parse_window(landing_root, hour, hour + HOUR, carried)
-            lake.write_parquet_file(parsed.frame, target)
-            built = RawHour(
-                sources, parsed.captures, parsed.parsed, parsed.frame.height, parsed.bytes_read,
-                parsed.longest_frozen_s, parsed.errors, parsed.tail,
-            )
-            lake.write_text(built.to_json(), sidecar)
-            reparsed += 1
-        hours.append(built)
-        carried = built.tail
+        closed.append((hour, sources, built if built and built.sources == sources else None))
+    stale = [(hour, sources) for hour, sources, built in closed if built is None]
+    parse = partial(parse_hour, lake_root, landing_root, day)
+    fresh = iter(mapper(parse, stale) if mapper else [parse(task) for task in stale])
+    hours: list[RawHour] = []
+    carried: snapshots.Unchanged | None = None
+    for hour, _, built in closed:
+        parsed = built or next(fresh)
+        stitched = parsed.carried_from(carried)
+        if stitched != built:
+            sidecar = lake.hour_file(lake_root, RAW, day, hour).with_suffix(".json")
+            lake.write_text(stitched.to_json(), sidecar)
+        hours.append(stitched)
+        carried = stitched.tail
     files = lake.hour_files(lake_root, RAW, day)
     frame = lake.scan_files(files, RAW_SCHEMA)
     stations = frame.select(pl.col("station_code").drop_nulls().n_unique()).collect().item() if files else 0
-    return RawDay(hours, reparsed, stations, frame.head(10).collect())
+    return RawDay(hours, len(stale), stations, frame.head(10).collect())
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,32 @@ def content_digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Spells:
+    """A window's runs of unchanged station data, as measured with the window parsed alone.
+
+    Only the first run can continue a spell from the window before, so these few figures let
+    windows be parsed apart (in parallel) and stitched in order afterwards (`carry`), with the same
+    figures as parsing them one after another."""
+
+    first: str
+    """The content digest of the window's first parsed capture."""
+    first_at: datetime
+    first_until: datetime
+    """The last capture of the first run (the captures equal to the first one, from the start)."""
+    longest_after_first_s: float
+    """The longest spell of the runs after the first."""
+    last: Unchanged
+    """The last run, as measured in the window alone."""
+    one_run: bool
+
+    def carry(self, carried: Unchanged | None) -> tuple[float, Unchanged]:
+        """The longest spell and the tail, given the tail of the window before."""
+        start = carried.since if carried and carried.content == self.first else self.first_at
+        longest = max((self.first_until - start).total_seconds(), self.longest_after_first_s)
+        return longest, Unchanged(self.first, start) if self.one_run else self.last
+
+
 @dataclass
 class WindowSnapshots:
     frame: pl.DataFrame
@@ -46,6 +72,8 @@ class WindowSnapshots:
     """Bytes the feed sent: the captures decompressed, which is what a parser's rate is measured on."""
     longest_frozen_s: float = 0.0
     tail: Unchanged | None = None
+    spells: Spells | None = None
+    """None when no capture of the window parsed."""
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -79,6 +107,24 @@ def _with_information(parts: list[tuple[pl.DataFrame, pl.DataFrame | None]]) -> 
     return pl.concat(joined, how="vertical")
 
 
+def spells_of(contents: list[tuple[datetime, str]]) -> Spells | None:
+    """The runs of equal content among the window's parsed captures, in capture order."""
+    if not contents:
+        return None
+    first_at, first = contents[0]
+    first_until, longest_after, one_run = first_at, 0.0, True
+    previous, spell_start = first, first_at
+    for at, content in contents[1:]:
+        if content != previous:
+            one_run, spell_start = False, at
+        elif one_run:
+            first_until = at
+        else:
+            longest_after = max(longest_after, (at - spell_start).total_seconds())
+        previous = content
+    return Spells(first, first_at, first_until, longest_after, Unchanged(previous, spell_start), one_run)
+
+
 def parse_window(
     root: Path, start: datetime, end: datetime, carried: Unchanged | None = None
 ) -> WindowSnapshots:
@@ -90,8 +136,7 @@ def parse_window(
     infos = landing.information_captures(root)
     cache: dict[Path, pl.DataFrame | None] = {}
     parts: list[tuple[pl.DataFrame, pl.DataFrame | None]] = []
-    previous = carried.content if carried else None
-    spell_start = carried.since if carried else None
+    contents: list[tuple[datetime, str]] = []
     result = WindowSnapshots(empty_raw_frame(), captures=len(captures))
     for capture in captures:
         body = landing.read_capture(root, capture)
@@ -104,16 +149,13 @@ def parse_window(
             result.errors.append((capture.path.name, str(exc)))
             continue
         info = _information(root, capture, infos, cache) if frame["source"][0] == "gbfs" else None
-        content = content_digest(frame.drop("snapshot_ts"))
-        if previous is None or content != previous:
-            spell_start = capture.capture_time
-        elif spell_start is not None:
-            spell = (capture.capture_time - spell_start).total_seconds()
-            result.longest_frozen_s = max(result.longest_frozen_s, spell)
-        previous = content
+        contents.append((capture.capture_time, content_digest(frame.drop("snapshot_ts"))))
         parts.append((frame, info))
     if parts:
         result.frame = _with_information(parts).select(list(RAW_SCHEMA))
-    if previous is not None and spell_start is not None:
-        result.tail = Unchanged(previous, spell_start)
+    result.spells = spells_of(contents)
+    if result.spells:
+        result.longest_frozen_s, result.tail = result.spells.carry(carried)
+    else:
+        result.tail = carried
     return result

@@ -2,6 +2,7 @@
 
 import gzip
 import re
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -9,12 +10,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from velib_assets import lake, landing
+from velib_assets import builds, lake, landing
+from velib_assets.builds import RawHour
 from velib_assets.days import day_hours, day_of
 from velib_assets.defs.ingestion import RAW, raw_station_snapshots
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.sources import formats, parsers
+from velib_assets.workers import map_parallel
 
 from .conftest import SAMPLE
 
@@ -197,6 +200,8 @@ def test_a_rerun_after_a_late_import_parses_only_that_hour(data_dir_with):
     before = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
     earlier = lake_file(data_dir, OPENDATA_HOUR - timedelta(hours=1))
     earlier_written = earlier.stat().st_mtime_ns
+    later = [lake_file(data_dir, OPENDATA_HOUR + timedelta(hours=n)) for n in range(1, 7)]
+    later_written = [path.stat().st_mtime_ns for path in later]
     late = SAMPLE / "gbfs-2024-11" / "minute-series" / "velib_station_status_2024-11-05_16-48-41.jsonl"
     landing.write_capture(
         data_dir / "landing",
@@ -207,9 +212,14 @@ def test_a_rerun_after_a_late_import_parses_only_that_hour(data_dir_with):
 
     meta = metadata(materialize(data_dir, OPENDATA_DAY))
 
-    # The hour, and the (empty) hours after it to 23:00 UTC, which carry its last capture's spell on.
-    assert meta["hours_parsed_this_run"] == 7
+    # The hour alone: the (empty) hours after it to 23:00 UTC are not parsed again, only their
+    # sidecars restitched, so they carry the new last capture's spell on.
+    assert meta["hours_parsed_this_run"] == 1
     assert earlier.stat().st_mtime_ns == earlier_written
+    assert [path.stat().st_mtime_ns for path in later] == later_written
+    hours = [lake_file(data_dir, OPENDATA_HOUR), *later]
+    tails = {RawHour.read(path.with_suffix(".json")).tail for path in hours}
+    assert len(tails) == 1 and next(iter(tails)).since == datetime(2024, 11, 3, 16, 59, 30, tzinfo=UTC)
     after = pl.read_parquet(lake_file(data_dir, OPENDATA_HOUR))
     assert after.height == before.height + 1485
     assert after.filter(pl.col("source") == "opendata").equals(before)
@@ -285,3 +295,24 @@ def test_today_before_its_first_hour_closed_says_so(data_dir_with, monkeypatch):
     monkeypatch.setattr("velib_assets.defs.checks.now_utc", lambda: datetime(2024, 11, 2, 23, 30, tzinfo=UTC))
     with pytest.raises(dg.Failure, match="day 2024-11-03: no hour of it has closed yet"):
         materialize(data_dir, OPENDATA_DAY)
+
+
+def test_hours_parsed_in_parallel_give_the_files_and_figures_of_hours_parsed_in_order(
+    data_dir_with, monkeypatch
+):
+    data_dir = data_dir_with("date=2024-10-31")  # every hour of the day that holds captures
+    day, now = date(2024, 10, 31), datetime(2024, 11, 5, tzinfo=UTC)
+    folder = lake.day_dir(data_dir / "lake", RAW, day)
+    in_order = builds.raw_day(data_dir / "lake", data_dir / "landing", now, day)
+    files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    shutil.rmtree(folder)
+    monkeypatch.setenv("VELIB_WORKERS", "2")
+
+    in_parallel = builds.raw_day(data_dir / "lake", data_dir / "landing", now, day, map_parallel)
+
+    assert in_parallel.reparsed == in_order.reparsed == 24
+    assert in_parallel.hours == in_order.hours
+    assert sum(hour.captures > 0 for hour in in_order.hours) == 2  # the sample's first afternoon
+    # Byte-identical exports at 15:55 and 16:00 (Paris): a spell that only stitching measures.
+    assert any(hour.spells and hour.longest_frozen_s > hour.spells.carry(None)[0] for hour in in_order.hours)
+    assert {path.name: path.read_bytes() for path in sorted(folder.iterdir())} == files

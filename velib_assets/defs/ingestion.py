@@ -73,7 +73,8 @@ def raw_station_snapshots(context: dg.AssetExecutionContext, lake_store: LakeRes
     now = checks.run_now(context)
     days = [(key, local_day(key)) for key in context.partition_keys]
     build = partial(builds.raw_day, lake_store.lake, lake_store.landing, now)
-    built = map_parallel(build, [day for _, day in days])
+    # Days in parallel; a single day (today's refresh, one day rebuilt) parses its hours in parallel.
+    built = [build(days[0][1], map_parallel)] if len(days) == 1 else map_parallel(build, [d for _, d in days])
     if len(days) == 1 and not built[0].hours:
         raise dg.Failure(f"day {days[0][0]}: no hour of it has closed yet; its first build comes at 01:00")
     if len(days) == 1 and built[0].parsed == 0:
