@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import polars as pl
@@ -266,22 +267,41 @@ class CleanedDay:
     preview: pl.DataFrame
 
 
-def clean_day(lake_root: Path, reference: pl.DataFrame, thresholds: KpiThresholds, day: date) -> CleanedDay:
+class CleanHour(NamedTuple):
+    minutes: pl.DataFrame
+    spells: pl.DataFrame
+    quarantine: pl.DataFrame
+    preview: pl.DataFrame
+
+
+def clean_hour(reference: pl.DataFrame, thresholds: KpiThresholds, path: Path) -> CleanHour:
+    """One raw hour file cleaned: its minute columns, its spells, its quarantine and a preview."""
+    result = clean_snapshots(pl.scan_parquet(path), reference, thresholds)
+    hour_minutes, hour_spells = split_clean(result.clean)
+    return CleanHour(hour_minutes, hour_spells, result.quarantine, result.clean.head(10))
+
+
+def clean_day(
+    lake_root: Path,
+    reference: pl.DataFrame,
+    thresholds: KpiThresholds,
+    day: date,
+    mapper: Callable[[Callable[[Path], CleanHour], list[Path]], list[CleanHour]] | None = None,
+) -> CleanedDay:
     """Clean the day's raw rows hour by hour (a day of minute captures is 2 M wide rows: cleaning it
     whole took three times the memory); the minute columns and the station attributes' spells are
     written apart (`velib_assets.kpis.stations`), the quarantine beside them. Rows stay in
-    (hour, station_code, snapshot_ts) order, the order the occupancy reads them in."""
-    minutes, spells, quarantine, previews = [], [], [], []
-    for path in lake.hour_files(lake_root, RAW, day):
-        result = clean_snapshots(pl.scan_parquet(path), reference, thresholds)
-        hour_minutes, hour_spells = split_clean(result.clean)
-        minutes.append(hour_minutes)
-        spells.append(hour_spells)
-        quarantine.append(result.quarantine)
-        previews.append(result.clean.head(10))
-    day_minutes = pl.concat(minutes) if minutes else pl.DataFrame(schema=CLEAN_MINUTE_SCHEMA)
-    day_spells = pl.concat(spells) if spells else pl.DataFrame(schema=SPELL_SCHEMA)
-    day_quarantine = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    (hour, station_code, snapshot_ts) order, the order the occupancy reads them in. The hours go
+    through `mapper` (`workers.map_parallel` cleans them in parallel when a run builds one day)."""
+    clean = partial(clean_hour, reference, thresholds)
+    paths = lake.hour_files(lake_root, RAW, day)
+    hours = mapper(clean, paths) if mapper else [clean(path) for path in paths]
+    previews = [hour.preview for hour in hours]
+    day_minutes = pl.concat([h.minutes for h in hours]) if hours else pl.DataFrame(schema=CLEAN_MINUTE_SCHEMA)
+    day_spells = pl.concat([h.spells for h in hours]) if hours else pl.DataFrame(schema=SPELL_SCHEMA)
+    day_quarantine = (
+        pl.concat([h.quarantine for h in hours]) if hours else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
     folder = lake.day_dir(lake_root, CLEAN, day)
     lake.write_parquet_file(day_spells, folder / SPELLS_FILE)
     lake.write_parquet(day_minutes, folder)

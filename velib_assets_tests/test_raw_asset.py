@@ -2,7 +2,6 @@
 
 import gzip
 import re
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,14 +9,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from velib_assets import builds, lake, landing
+from velib_assets import lake, landing
 from velib_assets.builds import RawHour
 from velib_assets.days import day_hours, day_of
 from velib_assets.defs.ingestion import RAW, raw_station_snapshots
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.schema import RAW_SCHEMA
 from velib_assets.sources import formats, parsers
-from velib_assets.workers import map_parallel
 
 from .conftest import SAMPLE
 
@@ -296,23 +294,3 @@ def test_today_before_its_first_hour_closed_says_so(data_dir_with, monkeypatch):
     with pytest.raises(dg.Failure, match="day 2024-11-03: no hour of it has closed yet"):
         materialize(data_dir, OPENDATA_DAY)
 
-
-def test_hours_parsed_in_parallel_give_the_files_and_figures_of_hours_parsed_in_order(
-    data_dir_with, monkeypatch
-):
-    data_dir = data_dir_with("date=2024-10-31")  # every hour of the day that holds captures
-    day, now = date(2024, 10, 31), datetime(2024, 11, 5, tzinfo=UTC)
-    folder = lake.day_dir(data_dir / "lake", RAW, day)
-    in_order = builds.raw_day(data_dir / "lake", data_dir / "landing", now, day)
-    files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
-    shutil.rmtree(folder)
-    monkeypatch.setenv("VELIB_WORKERS", "2")
-
-    in_parallel = builds.raw_day(data_dir / "lake", data_dir / "landing", now, day, map_parallel)
-
-    assert in_parallel.reparsed == in_order.reparsed == 24
-    assert in_parallel.hours == in_order.hours
-    assert sum(hour.captures > 0 for hour in in_order.hours) == 2  # the sample's first afternoon
-    # Byte-identical exports at 15:55 and 16:00 (Paris): a spell that only stitching measures.
-    assert any(hour.spells and hour.longest_frozen_s > hour.spells.carry(None)[0] for hour in in_order.hours)
-    assert {path.name: path.read_bytes() for path in sorted(folder.iterdir())} == files

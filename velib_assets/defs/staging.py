@@ -176,7 +176,8 @@ def clean_stations(context: dg.AssetExecutionContext, lake_store: LakeResource, 
     days = [local_day(key) for key in keys]
     require_upstream(lake_store.lake, RAW, days)
     build = partial(builds.clean_day, lake_store.lake, read_reference(lake_store), kpi.thresholds())
-    cleaned = map_parallel(build, days)
+    # Days in parallel; a single day (today's refresh, one day rebuilt) cleans its hours in parallel.
+    cleaned = [build(days[0], map_parallel)] if len(days) == 1 else map_parallel(build, days)
     for key, day in zip(keys, cleaned, strict=True):
         context.add_asset_metadata(
             {
