@@ -33,21 +33,24 @@ def hour_files(root: Path, asset: str, day: date) -> list[Path]:
     return sorted(day_dir(root, asset, day).glob(HOUR_FILES))
 
 
-def write_parquet(frame: pl.DataFrame, directory: Path) -> Path:
+def write_parquet(frame: pl.DataFrame, directory: Path, lookup_rows: int | None = None) -> Path:
     """Write `frame` as the partition file of `directory`."""
-    return write_parquet_file(frame, directory / PART_FILE)
+    return write_parquet_file(frame, directory / PART_FILE, lookup_rows)
 
 
-def write_parquet_file(frame: pl.DataFrame, target: Path) -> Path:
+def write_parquet_file(frame: pl.DataFrame, target: Path, lookup_rows: int | None = None) -> Path:
     """Write `frame` to `target` atomically: readers see the old file or the new one, never half.
 
-    Without column statistics: a partition file is read whole (its folder already says which day
-    it holds), so min/max could never skip anything, and computing them is a fifth of the write time.
+    Without column statistics by default: the pipeline reads a partition file whole (its folder
+    already says which day it holds), so min/max could never skip anything, and computing them is a
+    fifth of the write time. A file the API looks up by key (sorted by that key) is written with
+    `lookup_rows` rows per row group and statistics, so a lookup reads only the groups that hold it.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    layout = {"statistics": True, "row_group_size": lookup_rows} if lookup_rows else {"statistics": False}
     try:
-        frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+        frame.write_parquet(tmp, compression="zstd", compression_level=1, **layout)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
