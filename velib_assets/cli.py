@@ -256,9 +256,8 @@ def _operational(command: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
-@_operational
-def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
-    """The network now, brought up to the newest landed capture first (the sensor usually has)."""
+def _network_now() -> pl.DataFrame:
+    """`stations_now` brought up to the newest landed capture."""
     from velib_assets import network_now
     from velib_assets.defs.resources import LakeResource
     from velib_assets.defs.staging import read_reference
@@ -268,7 +267,13 @@ def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
     if landing.newest_capture(root / "landing") is None:
         raise UsageError(f"no captures in {root / 'landing'}: switch the sensor on, or `velib import` first")
     reference = read_reference(LakeResource(data_dir=str(root)))
-    table = network_now.update(root, reference, KpiThresholds.from_env()).table
+    return network_now.update(root, reference, KpiThresholds.from_env()).table
+
+
+@_operational
+def cmd_now(district: str | None, state: str | None, as_json: bool) -> int:
+    """The network now, brought up to the newest landed capture first (the sensor usually has)."""
+    table = _network_now()
     if district is not None:
         known = sorted(table["district"].drop_nulls().unique().to_list())
         if district not in known:
@@ -430,6 +435,8 @@ def cmd_demo() -> int:
     print(f"Importing the bundled sample ({SAMPLE.name}) into {data_dir() / 'landing'}")
     if cmd_import([SAMPLE]) != 0:
         return 1
+    # What the network sensor keeps current in a deployment, so the views and the dashboard have it.
+    print(f"network now: {_network_now().height} stations at the newest capture")
     if cmd_run(*DEMO_DAYS) != 0:
         return 1
     cmd_rankings(DEMO_DAY, 10, False)
