@@ -10,10 +10,10 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # The days of the bundled sample (`velib demo` runs 2024-10-31 .. 2024-11-04): the demo and the UI
 # show those partitions, not months of empty ones. Only these two targets set them (a deployment
 # sets its own start and normally no end, see README); your environment overrides them.
-demo dev: export VELIB_PARTITIONS_START ?= 2024-10-31
-demo dev: export VELIB_PARTITIONS_END ?= 2024-11-04
+demo dev serve dashboard: export VELIB_PARTITIONS_START ?= 2024-10-31
+demo dev serve dashboard: export VELIB_PARTITIONS_END ?= 2024-11-04
 
-.PHONY: install test demo dev bench deploy-check lint validate clean
+.PHONY: install test demo dev serve dashboard bench deploy-check lint validate clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,16 @@ demo: install $(DAGSTER_HOME)/dagster.yaml ## import the bundled real sample, ru
 dev: install $(DAGSTER_HOME)/dagster.yaml ## the Dagster UI on http://127.0.0.1:3000
 	cd "$(DAGSTER_HOME)" && DAGSTER_HOME="$$(pwd -P)" VELIB_DATA_DIR="$(abspath $(VELIB_DATA_DIR))" \
 		exec "$(abspath $(VENV))/bin/dg" dev -w "$(CURDIR)/workspace.yaml" -h 127.0.0.1 -p 3000
+
+# The demo's data, made once for `make serve` and `make dashboard` (`make demo` refreshes it).
+$(VELIB_DATA_DIR)/warehouse.duckdb: | $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/velib demo
+
+serve: install $(VELIB_DATA_DIR)/warehouse.duckdb ## the KPI API on http://127.0.0.1:8000/api/ over the demo's data
+	$(VENV)/bin/velib serve
+
+dashboard: install $(VELIB_DATA_DIR)/warehouse.duckdb ## the dashboard on http://127.0.0.1:8050 over the demo's data
+	$(VENV)/bin/velib dashboard
 
 bench: install ## benchmarks/README.md: make bench DAYS=30
 	$(PY) -m benchmarks.run --days $(DAYS)

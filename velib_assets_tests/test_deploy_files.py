@@ -83,7 +83,7 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_runs_postgres_code_server_webserver_and_daemon(compose: dict[str, Any]):
     services = compose["services"]
-    assert set(services) == {"postgres", "user-code", "webserver", "daemon"}
+    assert set(services) == {"postgres", "user-code", "webserver", "daemon", "api", "dashboard"}
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "grpc-health-check" in services["user-code"]["healthcheck"]["test"]
     assert services["user-code"]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -133,6 +133,39 @@ def test_webserver_is_published_on_loopback_only_by_default(compose: dict[str, A
         p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p['published']}:{p['target']}" for p in ports
     ]
     assert len(published) == 1 and published[0].startswith("127.0.0.1:3000:3000")
+
+
+def read_only_mounts(service: dict[str, Any]) -> dict[str, bool]:
+    """Container path -> whether it is mounted read-only, whichever syntax compose printed."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found[volume["target"]] = bool(volume.get("read_only"))
+        else:
+            found[volume.split(":")[1]] = volume.split(":")[2:3] == ["ro"]
+    return found
+
+
+@pytest.mark.parametrize(("name", "port"), [("api", 8000), ("dashboard", 8050)])
+def test_api_and_dashboard_read_the_data_read_only_as_non_root_on_loopback(
+    compose: dict[str, Any], name: str, port: int
+):
+    services = compose["services"]
+    service = services[name]
+    assert service["command"] == ["velib", "serve" if name == "api" else "dashboard", "--host", "0.0.0.0",
+                                  "--port", str(port)]
+    assert service["image"] == services["user-code"]["image"]
+    assert service["user"].split(":")[0] not in {"0", "root"} and service["read_only"] is True
+    # The same volumes as user-code, every one read-only: the views point at the lake's paths.
+    user_code = {t: v for t, v in mounts(services["user-code"]).items() if t.startswith(DATA_DIR)}
+    assert mounts(service) == user_code
+    assert read_only_mounts(service) == dict.fromkeys(user_code, True)
+    assert service["environment"]["VELIB_DATA_DIR"] == DATA_DIR
+    published = [
+        p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p['published']}:{p['target']}"
+        for p in service["ports"]
+    ]
+    assert len(published) == 1 and published[0].startswith(f"127.0.0.1:{port}:{port}")
 
 
 def test_user_code_receives_every_setting_of_the_project(compose: dict[str, Any]):
