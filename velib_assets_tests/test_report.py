@@ -1,4 +1,4 @@
-"""The HTML report on small hand-built frames: structure, content, escaping, map and chart geometry."""
+"""The HTML report and its index on small hand-built frames: structure, content, escaping, geometry."""
 
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -10,8 +10,9 @@ import pytest
 
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
-from velib_assets.report import render_report, write_report
+from velib_assets.report import render_report, write_index, write_report
 from velib_assets.report.html import CHART_DISTRICTS, TOP_STATIONS, UNRANKED_COLOUR
+from velib_assets.report.index import BAR_WIDTH
 from velib_assets.schema import REFERENCE_SCHEMA
 
 DAY = date(2024, 11, 4)
@@ -263,3 +264,66 @@ def test_write_report_replaces_the_file_atomically(tmp_path: Path) -> None:
     write_report("<p>new é</p>", target)
     assert target.read_text(encoding="utf-8") == "<p>new é</p>"
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def index_rows(text: str) -> list[tuple[str, list[str]]]:
+    """(day, cell texts) of each row of the index table, in page order."""
+    rows = re.findall(r'<tr data-day="([^"]*)">(.*?)</tr>', text, flags=re.DOTALL)
+    return [
+        (day, [re.sub(r"<[^>]*>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)])
+        for day, row in rows
+    ]
+
+
+def test_index_lists_the_reports_on_disk_newest_first(tmp_path: Path, stations: pl.DataFrame) -> None:
+    day_two = DAY + timedelta(days=1)
+    empty = frame([], OCCUPANCY_SCHEMA)
+    provisional = f"Report {day_two} (so far: through 14:00, provisional)"
+    for day, title in ((DAY, f"Report {DAY}"), (day_two, provisional)):
+        ranked = frame([ranking_row("16107", 1, 10.0, 0.0, day=day)], RANKING_SCHEMA)
+        write_report(render_report(ranked, empty, stations, title), tmp_path / f"velib-report-{day}.html")
+    (tmp_path / "notes.html").write_text("<title>not a report</title>")
+    (tmp_path / "velib-report-2024-13-40.html").write_text("<title>no such day</title>")
+    rankings = frame(
+        [ranking_row("10001", 1, 400.0, 100.0, name="<Gare & Co>"), ranking_row("5018", 2, 100.0, 50.0)],
+        RANKING_SCHEMA,
+    )
+
+    path = write_index(tmp_path, rankings)
+
+    page = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "index.html"
+    assert_complete_document(page)
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    rows = index_rows(page)
+    assert [day for day, _ in rows] == [str(day_two), str(DAY)]
+    assert f'<a href="velib-report-{DAY}.html">{DAY}</a>' in page
+    (_, newest), (_, oldest) = rows
+    assert newest[2] == "so far" and newest[-1] == "not ranked"  # no rankings given for that day
+    assert oldest[1] == "Monday" and oldest[2] == "final"
+    # stations ranked, mean hours in service, the network's critical minutes, the worst station
+    assert oldest[3:6] == ["2", "24.0", "650"]
+    assert oldest[-1] == "&lt;Gare &amp; Co&gt; (10001): 500 min"
+
+
+def test_index_bars_compare_the_days(tmp_path: Path, stations: pl.DataFrame) -> None:
+    empty = frame([], OCCUPANCY_SCHEMA)
+    rows = []
+    for offset, minutes in ((0, 300.0), (1, 150.0)):
+        day = DAY + timedelta(days=offset)
+        rows.append(ranking_row("16107", 1, minutes, 0.0, day=day))
+        report = render_report(frame([], RANKING_SCHEMA), empty, stations, "t")
+        write_report(report, tmp_path / f"velib-report-{day}.html")
+    page = write_index(tmp_path, frame(rows, RANKING_SCHEMA)).read_text(encoding="utf-8")
+    widths = [float(w) for w in re.findall(r'<rect width="([\d.]+)" height="12"', page)]
+    assert widths == [BAR_WIDTH / 2, BAR_WIDTH]  # newest first: half the busiest day's minutes
+
+
+def test_index_without_reports_says_so(tmp_path: Path) -> None:
+    page = write_index(tmp_path, frame([], RANKING_SCHEMA)).read_text(encoding="utf-8")
+    assert_complete_document(page)
+    assert "No data" in page and "<table" not in page
+
+
+def test_report_links_to_the_index(page: str) -> None:
+    assert '<a href="index.html">' in page

@@ -13,7 +13,7 @@ from velib_assets.defs.partitions import daily_partitions, local_day
 from velib_assets.defs.resources import KpiResource, LakeResource
 from velib_assets.defs.staging import REFERENCE, read_reference
 from velib_assets.kpis.rankings import RANKINGS_SCHEMA
-from velib_assets.report import render_report, write_report
+from velib_assets.report import find_reports, render_report, write_index, write_report
 
 
 def report_path(store: LakeResource, day: str):
@@ -27,7 +27,10 @@ def report_path(store: LakeResource, day: str):
     group_name="reports",
     kinds={"html"},
     owners=OWNERS,
-    description="A self-contained HTML report per local day under `$VELIB_DATA_DIR/reports/`.",
+    description=(
+        "A self-contained HTML report per local day under `$VELIB_DATA_DIR/reports/`, and `index.html` "
+        "listing them with each day's figures."
+    ),
 )
 def velib_report(
     context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource
@@ -56,4 +59,10 @@ def velib_report(
             },
             partition_key=key,
         )
-    return dg.MaterializeResult(metadata={"run_days": len(context.partition_keys)})
+    # The index lists every report on disk, with the rankings of their days: the trend across days.
+    days = [report.day for report in find_reports(lake_store.reports)]
+    ranked = lake.scan([lake.day_dir(lake_store.lake, RANKINGS, d) for d in days], RANKINGS_SCHEMA).collect()
+    index = write_index(lake_store.reports, ranked)
+    return dg.MaterializeResult(
+        metadata={"run_days": len(context.partition_keys), "index": dg.MetadataValue.path(str(index))}
+    )

@@ -45,7 +45,8 @@ table.heat td{padding:2px 3px;text-align:right;font-size:.8em;min-width:22px}
 """
 FOOTER = (
     '<p class="muted">Data: Vélib\' Métropole / Ville de Paris open data. Critical minutes = minutes '
-    "a station in service spent empty or full. Hours are shown in Europe/Paris time.</p>"
+    "a station in service spent empty or full. Hours are shown in Europe/Paris time. "
+    '<a href="index.html">Every daily report</a> (in the same folder).</p>'
 )
 
 
