@@ -3,8 +3,15 @@ processes: the files and figures are those of doing the hours one after another.
 
 import shutil
 from datetime import UTC, date, datetime
+from unittest import mock
+
+import dagster as dg
 
 from velib_assets import builds, lake
+from velib_assets.days import day_hours
+from velib_assets.defs import ingestion, staging
+from velib_assets.defs.resources import KpiResource, LakeResource
+from velib_assets.pipeline import range_tags
 from velib_assets.reference import load_bundled_reference
 from velib_assets.settings import KpiThresholds
 from velib_assets.workers import map_parallel
@@ -59,3 +66,30 @@ def test_hours_cleaned_in_parallel_give_the_files_and_figures_of_hours_cleaned_i
     assert in_parallel.verdicts == in_order.verdicts
     assert in_parallel.preview.equals(in_order.preview)
     assert [day_files(folder) for folder in written] == files
+
+
+
+def test_a_run_of_one_day_hands_its_hours_to_the_workers_and_a_run_of_days_its_days(
+    data_dir_with, monkeypatch
+):
+    data_dir = data_dir_with("date=2024-11-03/hour=16", "date=2024-11-03/hour=17")
+    handed: list[list] = []
+
+    def recording(work, items):
+        handed.append(list(items))
+        return [work(item) for item in items]
+
+    monkeypatch.setattr(ingestion, "map_parallel", recording)
+    monkeypatch.setattr(staging, "map_parallel", recording)
+    assets = [ingestion.raw_station_snapshots, staging.clean_stations]
+    resources = {"lake_store": LakeResource(data_dir=str(data_dir)), "kpi": KpiResource()}
+    with mock.patch("velib_assets.defs.checks.now_utc", lambda: NOW):
+        dg.materialize(assets, partition_key="2024-11-03", resources=resources)
+        [parsed, cleaned] = handed
+        assert len(parsed) == 24 and {type(hour) for hour, _ in parsed} == {datetime}
+        assert [path.name for path in cleaned] == [
+            f"{hour:%Y-%m-%dT%H}Z.parquet" for hour in day_hours(date(2024, 11, 3))
+        ]
+        handed.clear()
+        dg.materialize(assets, resources=resources, tags=range_tags("2024-11-02", "2024-11-03"))
+    assert handed == [[date(2024, 11, 2), date(2024, 11, 3)]] * 2
