@@ -38,10 +38,13 @@ COLUMNS: dict[str, str] = {
     ),
     "district": "Paris arrondissement as `Paris 1er` .. `Paris 20e`, else the commune, else `Unknown`.",
     # Counts and service flags
-    "bikes": "Bikes available, all types (a check verifies `mechanical + ebike = bikes`).",
+    "bikes": (
+        "Bikes available, all types (a check verifies `mechanical + ebike = bikes`); in "
+        "`availability_forecast`, the bikes predicted at `target_at`."
+    ),
     "mechanical": "Mechanical bikes available.",
     "ebike": "Electric bikes available.",
-    "docks": "Free docks available.",
+    "docks": "Free docks available; in `availability_forecast`, predicted at `target_at`.",
     "is_installed": "The station is installed (boolean).",
     "is_renting": "The station is renting bikes out (boolean).",
     "is_returning": "The station accepts returned bikes (boolean).",
@@ -160,7 +163,10 @@ COLUMNS: dict[str, str] = {
         "True when the station held its state through the whole look-back of a table started afresh: "
         "it may have held it longer."
     ),
-    "minutes_in_state": "Minutes from `since` to `through`.",
+    "minutes_in_state": (
+        "Minutes the station has held its current state: from `since` to `through` (`stations_now`); "
+        "in the forecast features, from the first observation of the state's run to the origin, at most 720."
+    ),
     "latest_capture": "UTC time of the newest capture that held this station.",
     "in_latest_capture": "Whether the network's newest capture held this station.",
     "through": "UTC time of the network's newest capture the table is built through.",
@@ -174,6 +180,48 @@ COLUMNS: dict[str, str] = {
         "Longest spell, in seconds, of captures repeating the same station data under new times, as the "
         "hour's raw file recorded it; null before the raw hour is built."
     ),
+    # Forecasts (`forecast_features`, `availability_forecast`, `forecast_backtest`)
+    "origin": "UTC time a forecast is made at: features use only observations at or before it.",
+    "observed_at": "UTC time of the station's last observation at or before the origin (within MAX_GAP).",
+    "district_code": "INSEE code of the station's commune or Paris arrondissement, as a number.",
+    "bikes_now": "Bikes at the station at the origin or issue time (its last observation then).",
+    "docks_now": "Free docks at the station at the origin or issue time.",
+    "total_now": "`bikes_now + docks_now`: the docks working then; a forecast never exceeds it.",
+    "fill_now": "`bikes_now / total_now`, null when it is 0.",
+    "state_now": "State code at the origin: 0 out of service or closed, 1 empty, 2 nearly empty, 3 ok, "
+    "4 nearly full, 5 full.",
+    "in_service_now": "Whether the station was in service at the origin (DESIGN §3).",
+    "age_minutes": "Minutes from `observed_at` to the origin.",
+    "delta_5": "Bikes now minus bikes 5 minutes before the origin (null: not observed then).",
+    "delta_15": "Bikes now minus bikes 15 minutes before the origin.",
+    "delta_60": "Bikes now minus bikes 60 minutes before the origin.",
+    "local_hour": "Europe/Paris hour of the origin, with minutes as a fraction (8.5 = 08:30).",
+    "weekday": "Europe/Paris weekday of the origin, 0 = Monday.",
+    **{
+        f"{what}_{h}": text.format(h=h)
+        for h in (15, 30, 60)
+        for what, text in (
+            ("bikes", "Bikes observed {h} minutes after the origin (within MAX_GAP, same day; else null)."),
+            ("docks", "Free docks observed {h} minutes after the origin."),
+            ("empty", "Whether the station was empty (in service, 0 bikes) {h} minutes after the origin."),
+            ("full", "Whether the station was full (in service, 0 free docks) {h} minutes after the origin."),
+        )
+    },
+    "issued_at": "UTC time the forecast was issued: the day's latest observation when it was built.",
+    "horizon_minutes": "How far ahead the forecast looks: 15, 30 or 60 minutes.",
+    "target_at": "UTC time the forecast is for: `issued_at + horizon_minutes`.",
+    "p_empty": "Probability that the station is empty (in service, 0 bikes) at `target_at`.",
+    "p_full": "Probability that the station is full (in service, 0 free docks) at `target_at`.",
+    "model_version": "Version of the model that made the forecast (`lgbm-<last training day>-<digest>`).",
+    "model": "`model` (the LightGBM forecaster), `persistence` (nothing changes) or `profile` (the "
+    "station's hour-of-week mean).",
+    "metric": "`mae_bikes`, `rmse_bikes`, `brier_empty`, `brier_full`, `auc_empty` or `auc_full`.",
+    "value": "The metric's value over every scored row of the days evaluated (lower is better but for AUC).",
+    "rows": "Scored rows: stations in service at an origin whose state at the target was observed.",
+    "days_evaluated": "Days scored, each by the model trained on the days before it only.",
+    "first_day": "First local day scored.",
+    "last_day": "Last local day scored.",
+    "days": "The local days scored, comma-separated.",
 }
 
 

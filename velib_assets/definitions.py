@@ -2,7 +2,17 @@
 
 import dagster as dg
 
-from velib_assets.defs import ingestion, jobs, marts, operations, reports, serving, staging, stations
+from velib_assets.defs import (
+    forecasts,
+    ingestion,
+    jobs,
+    marts,
+    operations,
+    reports,
+    serving,
+    staging,
+    stations,
+)
 from velib_assets.defs.resources import build_resources
 from velib_assets.defs.sensors import velib_snapshot_sensor
 
@@ -22,6 +32,10 @@ defs = dg.Definitions(
             operations.collection_health,
             serving.duckdb_views,
             reports.velib_report,
+            forecasts.forecast_features,
+            forecasts.forecast_model,
+            forecasts.availability_forecast,
+            forecasts.forecast_backtest,
         ]
     ),
     asset_checks=[ingestion.landing_freshness],

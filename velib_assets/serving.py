@@ -42,6 +42,10 @@ LAKE_VIEWS: dict[str, tuple[str, str]] = {
     "marts.stations_now": ("stations_now", "part.parquet"),
     # Rewritten at each alert evaluation (`velib_assets.alerts`): episodes and their deliveries.
     "marts.alerts": ("alerts", "part.parquet"),
+    # Forecasts issued at each day's latest observation, and the backtest (`velib_assets.forecast`).
+    "marts.availability_forecast": ("availability_forecast", DAILY),
+    "marts.forecast_backtest": ("forecast_backtest", "part.parquet"),
+    "marts.forecast_calibration": ("forecast_calibration", "part.parquet"),
 }
 
 _CLEAN_COLUMNS = ", ".join(

@@ -11,6 +11,9 @@ import pytest
 
 from velib_assets.columns import COLUMNS
 from velib_assets.definitions import defs
+from velib_assets.forecast.backtest import BACKTEST_SCHEMA
+from velib_assets.forecast.features import FEATURE_SCHEMA, TARGET_SCHEMA
+from velib_assets.forecast.store import FORECAST_SCHEMA
 from velib_assets.health import HEALTH_SCHEMA
 from velib_assets.kpis.clean import QUARANTINE_SCHEMA
 from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
@@ -66,6 +69,12 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
         "reports",
         {"html"},
     ),
+    "forecast_features": ({"clean_stations"}, DAILY, "marts", {"polars", "parquet"}),
+    "forecast_model": ({"forecast_features"}, DAILY, "marts", {"lightgbm"}),
+    "availability_forecast": (
+        {"forecast_model", "forecast_features", "clean_stations"}, DAILY, "marts", {"lightgbm", "parquet"}
+    ),
+    "forecast_backtest": ({"forecast_model", "forecast_features"}, None, "marts", {"polars", "parquet"}),
 }
 LAKE_SCHEMAS = {
     "raw_station_snapshots": RAW_SCHEMA,
@@ -79,6 +88,9 @@ LAKE_SCHEMAS = {
     "critical_station_rankings": RANKINGS_SCHEMA,
     "stations_now": NOW_SCHEMA,
     "collection_health": HEALTH_SCHEMA,
+    "forecast_features": {**FEATURE_SCHEMA, **TARGET_SCHEMA},
+    "availability_forecast": FORECAST_SCHEMA,
+    "forecast_backtest": BACKTEST_SCHEMA,
 }
 SINGLE_RUN_BACKFILL = {
     "collection_health",
@@ -89,6 +101,9 @@ SINGLE_RUN_BACKFILL = {
     "district_occupancy",
     "critical_station_rankings",
     "velib_report",
+    "forecast_features",
+    "forecast_model",
+    "availability_forecast",
 }
 # (asset, check) -> blocking
 CHECKS = {
@@ -110,6 +125,7 @@ CHECKS = {
     ("station_occupancy", "occupancy_fill_rate_in_range"): True,
     ("critical_station_rankings", "rankings_contiguous"): True,
     ("critical_station_rankings", "rankings_day_coverage"): False,
+    ("forecast_backtest", "forecast_beats_baselines"): False,
 }
 JOBS = {
     "daily_chain_job": (
@@ -124,6 +140,10 @@ JOBS = {
             "stations",
             "station_changes",
             "collection_health",
+            "forecast_features",
+            "forecast_model",
+            "availability_forecast",
+            "forecast_backtest",
         },
         DAILY,
     ),

@@ -26,6 +26,11 @@ def minutes_between(start: datetime, end: datetime) -> int:
 
 
 def _what(kind: str, subject: str, details: dict[str, Any]) -> str:
+    if kind == rules.PREDICTED_EMPTY:
+        return (
+            f"station {subject} {details['name']} ({details['district']}) predicted EMPTY within "
+            f"{details['within_minutes']:g} min (p = {details['p_empty']:.2f}), forecast"
+        )
     if kind in (rules.STATION_EMPTY, rules.STATION_FULL):
         state = "EMPTY" if kind == rules.STATION_EMPTY else "FULL"
         return f"station {subject} {details['name']} ({details['district']}) {state}"
@@ -37,7 +42,7 @@ def _what(kind: str, subject: str, details: dict[str, Any]) -> str:
 
 
 def _numbers(kind: str, details: dict[str, Any]) -> str:
-    if kind in (rules.STATION_EMPTY, rules.STATION_FULL):
+    if kind in (rules.STATION_EMPTY, rules.STATION_FULL, rules.PREDICTED_EMPTY):
         return f": {details['bikes']} bikes, {details['docks']} docks (capacity {details['capacity']})"
     if kind in (rules.DISTRICT_EMPTY, rules.DISTRICT_FULL):
         return f": {details['share']:.0%} of the district"

@@ -22,11 +22,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
 
-from velib_assets.settings import PARIS, KpiThresholds
+from velib_assets.settings import PARIS, KpiThresholds, data_dir
 
 ENV_MINUTES = "VELIB_ALERT_MINUTES"
 ENV_DISTRICT_SHARE = "VELIB_ALERT_DISTRICT_SHARE"
@@ -34,10 +35,13 @@ ENV_SERVICE_HOURS = "VELIB_ALERT_SERVICE_HOURS"
 ENV_WATCH = "VELIB_ALERT_WATCH"
 ENV_FEED_DOWN_MINUTES = "VELIB_FEED_DOWN_MINUTES"
 ENV_DISTRICT_MIN_STATIONS = "VELIB_ALERT_DISTRICT_MIN_STATIONS"
+ENV_PREDICTED_EMPTY_MINUTES = "VELIB_ALERT_PREDICTED_EMPTY_MINUTES"
+ENV_PREDICTED_EMPTY_P = "VELIB_ALERT_PREDICTED_EMPTY_P"
 
 STATION_EMPTY, STATION_FULL = "station_empty", "station_full"
 DISTRICT_EMPTY, DISTRICT_FULL = "district_empty", "district_full"
 FEED_DOWN, FEED_FROZEN = "feed_down", "feed_frozen"
+PREDICTED_EMPTY = "station_predicted_empty"
 FEED = "feed"
 OUT_OF_SERVICE = ("closed", "out_of_service")
 _STATION_KIND = {"empty": STATION_EMPTY, "full": STATION_FULL}
@@ -84,6 +88,12 @@ class AlertRules:
     """A station absent from the captures for longer is no longer judged (its episode resolves). A
     shorter absence keeps its last state, as the KPIs let an observation count up to MAX_GAP: real
     exports drop a dozen stations from one capture and bring them back in the next."""
+    predicted_empty_minutes: float | None = None
+    """Off (None) by default: a station in service, not empty now, that the latest forecasts give at
+    least `predicted_empty_probability` of being empty at a time within this many minutes."""
+    predicted_empty_probability: float = 0.8
+    forecast_lake: Path | None = None
+    """The lake holding `availability_forecast`, read when the rule is on."""
 
     @classmethod
     def from_env(cls) -> "AlertRules":
@@ -97,7 +107,19 @@ class AlertRules:
             watch=watch,
             feed_down_minutes=_parsed(ENV_FEED_DOWN_MINUTES, _positive, 10.0),
             missing_after=KpiThresholds.from_env().max_gap,
+            **_predicted_empty_from_env(),
         )
+
+
+def _predicted_empty_from_env() -> dict[str, object]:
+    minutes = _parsed(ENV_PREDICTED_EMPTY_MINUTES, _positive, None)
+    if minutes is None:
+        return {}
+    return {
+        "predicted_empty_minutes": minutes,
+        "predicted_empty_probability": _parsed(ENV_PREDICTED_EMPTY_P, _probability, 0.8),
+        "forecast_lake": data_dir() / "lake",
+    }
 
 
 def _positive(text: str) -> float:
@@ -111,6 +133,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("expected a whole number >= 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError("expected a probability in (0, 1], e.g. 0.8")
     return value
 
 
@@ -178,6 +207,7 @@ def conditions(
             pl.col("station_code").is_in(list(rules.watch)) | pl.col("district").is_in(list(rules.watch))
         )
     found += _stations(current, rules, opens)
+    found += _predicted_empty(current, rules, opens)
     districts = current if not rules.watch else current.filter(pl.col("district").is_in(list(rules.watch)))
     found += _districts(districts, rules, opens)
     return found
@@ -219,6 +249,48 @@ def _stations(current: pl.DataFrame, rules: AlertRules, opens: bool) -> list[Con
             since_known=not row["since_at_least"],
         )
         for row in held.iter_rows(named=True)
+    ]
+
+
+def _predicted_empty(current: pl.DataFrame, rules: AlertRules, opens: bool) -> list[Condition]:
+    """Stations in service and not empty now whose latest forecast says empty, with at least the
+    rule's probability, at a target time within its minutes of the newest capture. Forecasts refresh
+    with the hourly build, so the horizons still ahead of the newest capture are the ones judged."""
+    if rules.predicted_empty_minutes is None or rules.forecast_lake is None or current.is_empty():
+        return []
+    from velib_assets.forecast.store import latest_forecasts
+
+    through = current["through"].max()
+    horizon = through + timedelta(minutes=rules.predicted_empty_minutes)  # type: ignore[operator]
+    likely = (
+        latest_forecasts(rules.forecast_lake)
+        .filter(
+            (pl.col("target_at") > through)
+            & (pl.col("target_at") <= horizon)
+            & (pl.col("p_empty") >= rules.predicted_empty_probability)
+        )
+        .sort("p_empty", "target_at", descending=[True, False])
+        .unique("station_code", keep="first", maintain_order=True)
+    )
+    state = pl.col("state").cast(pl.String)
+    live = current.filter(~state.is_in([*OUT_OF_SERVICE, "empty"]))
+    joined = live.join(likely.select("station_code", "issued_at", "target_at", "p_empty"), on="station_code")
+    shown = ("station_code", "name", "district", "capacity", "bikes", "docks")
+    return [
+        Condition(
+            PREDICTED_EMPTY,
+            row["station_code"],
+            row["issued_at"],
+            _minutes(row["target_at"] - row["issued_at"]),
+            {
+                **{key: row[key] for key in shown},
+                "p_empty": round(row["p_empty"], 2),
+                "within_minutes": rules.predicted_empty_minutes,
+                "target_at": row["target_at"].isoformat(),
+            },
+            opens,
+        )
+        for row in joined.sort("station_code").iter_rows(named=True)
     ]
 
 

@@ -2,6 +2,12 @@
 
 import dagster as dg
 
+from velib_assets.defs.forecasts import (
+    availability_forecast,
+    forecast_backtest,
+    forecast_features,
+    forecast_model,
+)
 from velib_assets.defs.ingestion import raw_station_snapshots, velib_landing
 from velib_assets.defs.marts import critical_station_rankings, district_occupancy, station_occupancy
 from velib_assets.defs.operations import collection_health
@@ -22,11 +28,15 @@ daily_chain_job = dg.define_asset_job(
         stations,
         station_changes_asset,
         collection_health,
+        forecast_features,
+        forecast_model,
+        availability_forecast,
+        forecast_backtest,
     ),
     description=(
         "Raw to report for a range of local days, in one run: today's partitions as its hours close "
         "(what the sensor requests), any range as a backfill. The station dimension is refolded at the end, "
-        "and the collection's health is measured."
+        "the collection's health is measured, and the forecasts and their backtest are refreshed."
     ),
 )
 serving_job = dg.define_asset_job(
