@@ -58,6 +58,8 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
             "district_occupancy",
             "critical_station_rankings",
             "stations_now",
+            "availability_forecast",
+            "forecast_backtest",
         },
         None,
         "reports",

@@ -10,6 +10,7 @@ from velib_assets.defs.marts import DISTRICT_OCCUPANCY, RANKINGS, STATION_OCCUPA
 from velib_assets.defs.resources import LakeResource
 from velib_assets.defs.staging import CLEAN, QUARANTINE, REFERENCE
 from velib_assets.defs.stations import STATION_CHANGES, STATIONS
+from velib_assets.forecast import store as forecast_store
 from velib_assets.network_now import NOW
 from velib_assets.serving import ServingFileError, publish_views
 
@@ -19,17 +20,18 @@ DUCKDB_POOL = "duckdb_writer"
 @dg.asset(
     deps=[
         RAW, CLEAN, QUARANTINE, REFERENCE, STATIONS, STATION_CHANGES, STATION_OCCUPANCY, DISTRICT_OCCUPANCY,
-        RANKINGS, NOW,
+        RANKINGS, NOW, forecast_store.FORECASTS, forecast_store.BACKTEST,
     ],
     group_name="reports",
     kinds={"duckdb"},
     owners=OWNERS,
     pool=DUCKDB_POOL,
     description=(
-        "`warehouse.duckdb`: schemas raw, staging and marts with one view per lake asset, plus "
-        "`marts.top_critical_stations` and `marts.critical_stations_2h`. Rebuilt aside and renamed into "
-        "place, so readers holding the file open never block a run; tables and views analysts created in "
-        "it are carried over, and anything else of theirs makes the refresh refuse rather than drop it."
+        "`warehouse.duckdb`: schemas raw, staging and marts with one view per lake asset (the forecasts and "
+        "their backtest included), plus `marts.top_critical_stations` and `marts.critical_stations_2h`. "
+        "Rebuilt aside and renamed into place, so readers holding the file open never block a run; tables "
+        "and views analysts created in it are carried over, and anything else of theirs makes the refresh "
+        "refuse rather than drop it."
     ),
 )
 def duckdb_views(lake_store: LakeResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
