@@ -238,8 +238,8 @@ def targets(report: dict) -> list[dict]:
             _target("today's refresh at 23:00 < 10 s", day["at_23h"]["seconds"], 10),
         ]
         if day.get("rebuild_many", {}).get("days") == 30:
-            rebuilt = day["rebuild_many"]["seconds"]
-            checked.append(_target("30 days rebuilt from landing < 5 min", rebuilt, 300))
+            rebuilt = day["rebuild_many"]["seconds_to_rankings"]
+            checked.append(_target("30 days rebuilt from landing to rankings < 5 min", rebuilt, 300))
     if "agree" in report:
         checked.append({"target": "every table agrees with the project's", "measured": report["agree"],
                         "limit": True, "met": report["agree"]})
