@@ -71,7 +71,9 @@ GRAPH: dict[str, tuple[set[str], str | None, str, set[str]]] = {
         "reports",
         {"html"},
     ),
-    "forecast_features": ({"clean_stations"}, DAILY, "marts", {"polars", "parquet"}),
+    "forecast_features": (
+        {"clean_stations", "critical_station_rankings"}, DAILY, "marts", {"polars", "parquet"}
+    ),
     "forecast_model": ({"forecast_features"}, DAILY, "marts", {"lightgbm"}),
     "availability_forecast": (
         {"forecast_model", "forecast_features", "clean_stations"}, DAILY, "marts", {"lightgbm", "parquet"}

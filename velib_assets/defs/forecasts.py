@@ -15,7 +15,7 @@ import polars as pl
 import polars.selectors as cs
 
 from velib_assets import lake
-from velib_assets.builds import CLEAN
+from velib_assets.builds import CLEAN, RANKINGS
 from velib_assets.defs.ingestion import OWNERS
 from velib_assets.defs.metadata import markdown_table, spec_metadata
 from velib_assets.defs.partitions import daily_partitions, local_day
@@ -42,7 +42,10 @@ def _window(days: int, offset: int = -1) -> dg.TimeWindowPartitionMapping:
 
 @dg.asset(
     name=store.FEATURES,
-    deps=[dg.AssetDep(CLEAN, partition_mapping=_window(1, 0))],
+    # After the day's rankings, not only after its clean rows: in a run of the day's chain the
+    # forecasts would otherwise share the cores with occupancy and rankings and delay them (a
+    # 30-day rebuild's rankings came 3x later).
+    deps=[dg.AssetDep(CLEAN, partition_mapping=_window(1, 0)), RANKINGS],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="marts",
