@@ -81,6 +81,7 @@ def test_health_names_the_newest_capture_and_that_days_collection(client: TestCl
     newest = raw["snapshot_ts"].max()
     body = get(client, "/api/health")
     assert utc(body["latest_capture_at"]) == newest
+    assert body["feed_down_after_seconds"] == 600 and body["note"] is None
     assert body["latest_capture_age_seconds"] == pytest.approx(
         (datetime.now(UTC) - newest).total_seconds(), abs=60
     )
@@ -218,9 +219,9 @@ def test_alerts_all_open_and_resolved(client: TestClient, demo_dir: Path) -> Non
     ).height
 
 
-def test_forecasts_of_the_demo_are_each_stations_newest_issue(client: TestClient, demo_dir: Path) -> None:
+def test_forecasts_of_the_demo_are_the_newest_issue(client: TestClient, demo_dir: Path) -> None:
     forecasts = lake(demo_dir, "availability_forecast")
-    newest = forecasts.filter(pl.col("issued_at") == pl.col("issued_at").max().over("station_code"))
+    newest = forecasts.filter(pl.col("issued_at") == pl.col("issued_at").max())
     expected = newest.filter(pl.col("station_code") == "16107").sort("target_at")
     body = get(client, "/api/forecasts?station=16107")
     assert body["total"] == expected.height > 0 and body["note"] is None
@@ -243,7 +244,8 @@ def test_forecasts_of_the_demo_are_each_stations_newest_issue(client: TestClient
 
 
 def test_forecasts_once_published(demo_dir: Path, tmp_path: Path) -> None:
-    """`marts.availability_forecast` with known rows: the newest issue of each station, riskiest first."""
+    """`marts.availability_forecast` with known rows: only the newest issue counts, riskiest first; a
+    station left out of it (10001, last forecast an hour before) has no current forecast."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     shutil.copy(demo_dir / "warehouse.duckdb", data_dir / "warehouse.duckdb")
@@ -255,6 +257,7 @@ def test_forecasts_once_published(demo_dir: Path, tmp_path: Path) -> None:
         ("8201", issued, 30, 0.5, 20.0, 0.7, 0.0),
         ("8201", issued, 120, 0.0, 21.0, 0.95, 0.0),
         ("10003", issued, 15, 16.0, 1.0, 0.0, 0.6),
+        ("10001", earlier, 15, 0.0, 30.0, 0.99, 0.0),  # stale: its target is past by the newest issue
     ]
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
         db.execute("DROP VIEW IF EXISTS marts.availability_forecast")
@@ -279,6 +282,10 @@ def check_forecasts(client: TestClient, issued: datetime) -> None:
     riskiest = [(i["station_code"], i["horizon_minutes"]) for i in risky["items"]]
     assert riskiest == [("8201", 30), ("10003", 15)]
     assert risky["total"] == 3
+    assert all(utc(i["issued_at"]) == issued for i in get(client, "/api/forecasts/at-risk")["items"])
+    left_out = get(client, "/api/forecasts?station=10001")
+    assert (left_out["items"], left_out["total"]) == ([], 0)
+    assert left_out["note"] == f"station '10001' is not in the newest forecast (issued {issued.isoformat()})"
     get(client, "/api/forecasts?station=99999", 404)
 
 
@@ -331,6 +338,8 @@ def check_not_published(client: TestClient) -> None:
         assert get(client, url)["note"] == "no forecasts built yet"
     assert "marts.district_occupancy is not published" in get(client, "/api/districts/occupancy")["note"]
     assert "staging.stations is not published" in get(client, "/api/stations")["note"]
+    assert "staging.stations is not published" in get(client, "/api/districts")["note"]
+    assert "marts.critical_station_rankings is not published" in get(client, "/api/days")["note"]
     assert get(client, "/api/rankings/rolling-2h")["total"] == 10
     get(client, "/api/stations/16107", 404)
     assert get(client, "/api/health")["stations"] == 0
@@ -339,7 +348,102 @@ def check_not_published(client: TestClient) -> None:
 def test_without_a_serving_file_the_answer_says_what_to_run(tmp_path: Path) -> None:
     with TestClient(create_app(tmp_path)) as client:
         detail = get(client, "/api/stations", 503)["detail"]
+        health = get(client, "/api/health")
     assert "no serving file" in detail and "velib demo" in detail
+    # The capture figures come from the landing zone: health answers before the first build.
+    assert health["stations"] is None and "no serving file" in health["note"]
+    assert (health["latest_capture_at"], health["collection"]) == (None, None)
+
+
+def test_health_says_when_the_feed_counts_as_down(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VELIB_FEED_DOWN_MINUTES", "5")
+    assert get(client, "/api/health")["feed_down_after_seconds"] == 300
+
+
+def test_a_stations_default_range_is_its_own_last_day(tmp_path: Path, demo_dir: Path) -> None:
+    """16107 has no hour on the lake's newest day: its default is its own last day, not an empty one."""
+    lake_root = tmp_path / "data" / "lake"
+    shutil.copytree(demo_dir / "lake" / "stations", lake_root / "stations")
+    for day in (DAY, LATEST_DAY):
+        folder = lake_root / "station_occupancy" / f"day={day}"
+        folder.mkdir(parents=True)
+        hours = pl.read_parquet(demo_dir / "lake" / "station_occupancy" / f"day={day}" / "part.parquet")
+        if day == LATEST_DAY:
+            hours = hours.filter(pl.col("station_code") != "16107")
+        hours.write_parquet(folder / "part.parquet")
+    serving.publish_views(tmp_path / "data" / "warehouse.duckdb", lake_root, duckdb.connect)
+    expected = lake(demo_dir, "station_occupancy").filter(
+        (pl.col("station_code") == "16107") & paris_day("hour_start", DAY)
+    )
+    with TestClient(create_app(tmp_path / "data")) as client:
+        body = get(client, "/api/stations/16107/occupancy")
+        assert get(client, "/api/stations/10003/occupancy")["total"] > 0  # on the newest day
+        get(client, "/api/stations/99999/occupancy", 404)
+    assert body["total"] == expected.height > 0 and body["note"] is None
+    assert [utc(i["hour_start"]) for i in body["items"]] == expected["hour_start"].sort().to_list()
+
+
+def test_a_missing_rankings_day_names_the_newest_days_of_a_long_history(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(demo_dir / "warehouse.duckdb", data_dir / "warehouse.duckdb")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        db.execute("DROP VIEW marts.top_critical_stations")
+        db.execute("DROP VIEW marts.critical_station_rankings")
+        db.execute(
+            "CREATE TABLE marts.critical_station_rankings AS SELECT DATE '2021-01-01' + n::INTEGER AS day, "
+            "1::UINTEGER AS rank, '16107' AS station_code FROM range(1200) t(n)"
+        )
+    with TestClient(create_app(data_dir)) as client:
+        detail = get(client, "/api/rankings/2030-01-01", 404)["detail"]
+    newest = [date(2021, 1, 1) + timedelta(days=n) for n in range(1195, 1200)]
+    assert detail.endswith("latest days with rankings: " + ", ".join(map(str, newest))), detail
+
+
+@pytest.fixture
+def stripped(tmp_path: Path, demo_dir: Path) -> Path:
+    """A serving file whose views' lake folders are then removed (a rebuild of the lake under way)."""
+    lake_root = tmp_path / "data" / "lake"
+    for asset in ("stations", "stations_now", "station_occupancy", "district_occupancy",
+                  "critical_station_rankings"):
+        shutil.copytree(demo_dir / "lake" / asset, lake_root / asset)
+    serving.publish_views(tmp_path / "data" / "warehouse.duckdb", lake_root, duckdb.connect)
+    return tmp_path / "data"
+
+
+def test_a_views_removed_lake_folder_reads_as_not_published(stripped: Path) -> None:
+    for asset in ("stations_now", "station_occupancy", "district_occupancy", "critical_station_rankings"):
+        shutil.rmtree(stripped / "lake" / asset)
+    with TestClient(create_app(stripped)) as client:
+        for url, asset in (
+            ("/api/stations?limit=5", "stations_now"),
+            ("/api/days", "critical_station_rankings"),
+            ("/api/districts/occupancy?start=2024-11-03", "district_occupancy"),
+            ("/api/stations/16107/occupancy", "station_occupancy"),
+            ("/api/rankings/rolling-2h", "station_occupancy"),
+        ):
+            body = get(client, url)
+            assert (body["items"], body["total"]) == ([], 0), url
+            assert body["note"] == f"{asset} is not published yet: the lake holds none of its files", url
+        assert get(client, "/api/rankings/2024-11-03?top=3")["note"].startswith("critical_station_rankings")
+        assert get(client, "/api/rankings/rolling-2h")["limit"] == 10
+        answer = client.get("/api/stations/16107")  # one station, not a list: the serving layer is not whole
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json() == {"detail": "stations_now is not published yet: the lake holds none of its files"}
+
+
+def test_an_unreadable_lake_file_is_a_one_line_503(stripped: Path) -> None:
+    """A file that stays unreadable after the tries: JSON the client may retry, never a text/plain 500."""
+    (stripped / "lake" / "stations_now" / "part.parquet").write_bytes(b"PAR1 not parquet at all PAR1")
+    with TestClient(create_app(stripped), raise_server_exceptions=False) as client:
+        answer = client.get("/api/stations?limit=5")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    detail = answer.json()["detail"]
+    assert detail.startswith("the serving layer could not be read: ") and "\n" not in detail, detail
 
 
 def test_openapi_documents_units_and_response_models(client: TestClient) -> None:
@@ -370,6 +474,25 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 )
 def test_no_server_error_on_any_documented_request(case) -> None:
     case.call_and_validate(checks=[not_a_server_error])
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "accepted"),
+    [
+        ("2024-10-01", "2024-10-31", True),  # 31 local days, 745 hours: the clocks went back on the 27th
+        ("2024-10-01", "2024-11-01", False),
+        ("2024-10-01T00:00:00%2B02:00", "2024-11-01T00:00:00%2B01:00", True),  # the same 31 days as times
+        ("2024-10-01T00:00:00%2B02:00", "2024-11-01T00:01:00%2B01:00", False),
+        ("2024-03-01", "2024-03-31", True),  # 31 days of which one had 23 hours
+    ],
+)
+def test_a_range_of_31_local_days_is_accepted_across_a_clock_change(
+    client: TestClient, start: str, end: str, accepted: bool
+) -> None:
+    answer = client.get(f"/api/stations/16107/occupancy?start={start}&end={end}")
+    assert answer.status_code == (200 if accepted else 422), answer.text
+    if not accepted:
+        assert answer.json()["detail"].startswith("range too long: ")
 
 
 def test_ranges_read_the_paris_day_partitions_they_touch() -> None:

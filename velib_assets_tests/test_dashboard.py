@@ -19,15 +19,20 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import httpx
+import polars as pl
 import pytest
 import uvicorn
 
-from velib_assets import serving
+from velib_assets import lake, serving
 from velib_assets.dashboard.app import PLOTLY_JS, create_dashboard_app
+from velib_assets.kpis.occupancy import DISTRICT_OCCUPANCY_SCHEMA, STATION_OCCUPANCY_SCHEMA
+from velib_assets.kpis.rankings import RANKINGS_SCHEMA
+from velib_assets.kpis.stations import STATIONS_SCHEMA
 from velib_assets.settings import PARIS
 from velib_assets_tests.analytics_fixtures import PROJECT_ROOT, child_env, make_dagster_home
 
@@ -377,7 +382,8 @@ def test_without_data_the_page_says_why_in_every_section(tmp_path: Path) -> None
             message = page.element(element)
             assert 'class="message error"' in message, element
             assert "no serving file" in text_of(message), element
-        assert text_of(page.element("health-strip")) == "Health unknown"
+        # Health still answers (its figures come from the landing zone, empty here).
+        assert text_of(page.element("health-strip")).startswith("Latest capture — — unknown ago")
 
 
 def test_reports_and_their_index_are_served_beside_the_page(dashboard: str, demo_data: Path) -> None:
@@ -411,3 +417,68 @@ def test_plotly_comes_from_the_wheel_compressed_and_is_not_resent(dashboard: str
     assert first.headers["cache-control"] == "no-cache"  # revalidated: an upgrade is seen at once
     again = httpx.get(f"{dashboard}/vendor/plotly.min.js", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
+
+
+def table(rows: dict[str, list], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`rows`' columns in `schema`'s types, the other columns of the schema null."""
+    height = len(next(iter(rows.values())))
+    return pl.DataFrame(
+        {name: rows.get(name, [None] * height) for name in schema}, schema=schema, strict=False
+    )
+
+
+def test_the_day_the_clocks_go_back_keeps_its_25_hours_in_every_chart(tmp_path: Path) -> None:
+    """2024-10-27 has 02:00 twice in Paris (CEST, then CET): both hours get a column of their own."""
+    day, lake_root = date(2024, 10, 27), tmp_path / "data" / "lake"
+    hours = [datetime(2024, 10, 26, 22, tzinfo=UTC) + timedelta(hours=h) for h in range(25)]
+    minutes = {"observed_minutes": [60.0] * 25, "in_service_minutes": [60.0] * 25,
+               "empty_minutes": [float(h) for h in range(25)], "full_minutes": [0.0] * 25,
+               "nearly_empty_minutes": [0.0] * 25, "nearly_full_minutes": [0.0] * 25, "snapshots": [60] * 25,
+               "mean_fill_rate": [h / 25 for h in range(25)]}
+    districts = table(
+        {"district": ["Paris 16e"] * 25 + ["Paris 1er"] * 25, "hour_start": hours * 2, "stations": [3] * 50,
+         **{name: values * 2 for name, values in minutes.items()}},
+        DISTRICT_OCCUPANCY_SCHEMA,
+    )
+    lake.write_parquet(districts, lake.day_dir(lake_root, "district_occupancy", day))
+    station = table(
+        {"station_code": ["16107"] * 25, "hour_start": hours, **minutes}, STATION_OCCUPANCY_SCHEMA
+    )
+    lake.write_parquet(station, lake.day_dir(lake_root, "station_occupancy", day))
+    ranking = table({"day": [day], "rank": [1], "station_code": ["16107"], "critical_minutes": [300.0]},
+                    RANKINGS_SCHEMA)
+    lake.write_parquet(ranking, lake.day_dir(lake_root, "critical_station_rankings", day))
+    dimension = table({"station_code": ["16107"], "version": [1], "name": ["Benjamin Godard"],
+                       "arrondissement": [16], "valid_from": [hours[0]]}, STATIONS_SCHEMA)
+    lake.write_parquet(dimension, lake_root / "stations")
+    serving.publish_views(tmp_path / "data" / "warehouse.duckdb", lake_root, duckdb.connect)
+
+    with serve_in_thread(create_dashboard_app(tmp_path / "data")) as base:
+        page = browse(f"{base}/#station=16107", tmp_path / "browser")
+
+    heat_map = page.element("district-heatmap")
+    assert 'data-districts="2"' in heat_map and 'data-hours="25"' in heat_map
+    assert 'data-columns="25"' in heat_map
+    assert 'data-columns="25"' in page.element("station-fill")
+    summary = text_of(page.element("station-summary"))
+    assert summary.startswith("25 hours with data from 2024-10-21 to 2024-10-27"), summary
+
+
+def test_the_capture_age_turns_red_past_the_configured_feed_down_delay(
+    demo_data: Path, front: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample's newest capture is years old: red at the default 10 minutes, not when the feed
+    counts as down only after 10 million minutes (`VELIB_FEED_DOWN_MINUTES`, read by /api/health)."""
+    assert capture_age(front) == ("bad", "years")
+    monkeypatch.setenv("VELIB_FEED_DOWN_MINUTES", "1e7")
+    with serve_in_thread(create_dashboard_app(demo_data)) as base:
+        page = browse(f"{base}/", tmp_path)
+    assert capture_age(page) == ("", "years")
+
+
+def capture_age(page: Page) -> tuple[str, str]:
+    """The class of the capture's age in the health strip, and "years" when it reads in days."""
+    found = re.search(r'<span class="([^"]*)" id="capture-age"[^>]*>([^<]*)<', page.dom)
+    assert found, "no capture age"
+    years = re.fullmatch(r"\d{3,} days \d+ h ago", found.group(2))
+    return found.group(1), "years" if years else found.group(2)

@@ -96,4 +96,5 @@ def test_dashboard_on_a_taken_port_says_so_in_one_line(
         port = taken.getsockname()[1]
         assert main(["dashboard", "--port", str(port)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"velib: cannot listen on 127.0.0.1:{port} (") and err.count("\n") == 1
+    assert err.startswith(f"velib: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+    assert err.endswith("(choose another --host or --port)\n")

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from velib_assets.api import collection, queries
-from velib_assets.api.connection import NoServingFile, Reader, ServingFile
+from velib_assets.api.connection import NoServingFile, NotInLake, Reader, ServingFile, first_line
 from velib_assets.api.models import (
     Alert,
     Day,
@@ -35,6 +36,7 @@ from velib_assets.api.models import (
 from velib_assets.api.params import DAY_HELP, EndParam, StartParam, TimeRange, page, parse_day, time_range
 from velib_assets.api.params import Page as PageParams
 from velib_assets.serving import TOP_N
+from velib_assets.settings import feed_down_minutes
 
 SERVING_FILE = "warehouse.duckdb"
 MAX_TOP = 2000
@@ -58,6 +60,16 @@ def _one_line(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
+def _not_in_lake(exc: NotInLake) -> str:
+    """Names the lake folder the pattern reads: `.../station_occupancy/day=*/part.parquet`."""
+    folders = [part for part in Path(exc.pattern).parent.parts if "=" not in part and "*" not in part]
+    return f"{folders[-1] if folders else exc.pattern} is not published yet: the lake holds none of its files"
+
+
 def create_app(data_dir: Path) -> FastAPI:
     serving = ServingFile(data_dir / SERVING_FILE)
 
@@ -68,13 +80,20 @@ def create_app(data_dir: Path) -> FastAPI:
 
     def reader() -> Iterator[Reader]:
         with serving.reader() as opened:
+            assert opened is not None  # missing_ok is off: a missing file raised NoServingFile
+            yield opened
+
+    def reader_or_none() -> Iterator[Reader | None]:
+        with serving.reader(missing_ok=True) as opened:
             yield opened
 
     Db = Annotated[Reader, Depends(reader)]
     Paging = Annotated[PageParams, Depends(page)]
 
-    def range_of(db: Reader, view: str, start: str | None, end: str | None) -> TimeRange | None:
-        latest = queries.latest_hour(db, view) if start is None and end is None else None
+    def range_of(
+        db: Reader, view: str, start: str | None, end: str | None, code: str | None = None
+    ) -> TimeRange | None:
+        latest = queries.latest_hour(db, view, code) if start is None and end is None else None
         return time_range(start, end, latest)
 
     router = APIRouter(prefix="/api", responses={422: {"model": Problem}})
@@ -82,15 +101,20 @@ def create_app(data_dir: Path) -> FastAPI:
     @router.get(
         "/health", response_model=Health, summary="the newest capture, its age and the collection's health"
     )
-    def health(db: Db) -> dict:
+    def health(db: Annotated[Reader | None, Depends(reader_or_none)]) -> dict:
+        """Answers without a serving file too: the capture figures come from the landing zone."""
         now = datetime.now(UTC)
         latest = collection.latest_capture(data_dir)
         return {
             "latest_capture_at": latest,
             "latest_capture_age_seconds": None if latest is None else (now - latest).total_seconds(),
-            "stations": queries.network_stations(db),
+            "feed_down_after_seconds": feed_down_minutes() * 60,
+            "stations": None if db is None else queries.network_stations(db),
             "serving_file": str(serving.path),
             "collection": None if latest is None else collection.collection(data_dir, latest, now),
+            "note": None if db is not None else (
+                f"no serving file at {serving.path} yet: run `velib demo` or `velib run` first"
+            ),
         }
 
     @router.get("/stations", response_model=Page[Station], summary="every station with its state now")
@@ -124,24 +148,32 @@ def create_app(data_dir: Path) -> FastAPI:
         "/stations/{code}/occupancy",
         response_model=Page[StationHour],
         responses={404: {"model": Problem}},
-        summary="a station's hourly occupancy over a range (default: its last day with data, up to 31 days)",
+        summary="a station's hourly occupancy over a range (default: its own last day with data; at most "
+        "31 days)",
     )
     def station_occupancy(
         db: Db, paging: Paging, code: str, start: StartParam = None, end: EndParam = None
     ) -> dict:
-        span = range_of(db, "marts.station_occupancy", start, end)
-        if span is None or not db.has("marts.station_occupancy"):
+        default = start is None and end is None
+        if default and not queries.known_station(db, code):  # before looking for its hours in every day
+            raise _not_found(f"unknown station {code!r}")
+        span = range_of(db, "marts.station_occupancy", start, end, code)
+        if not db.has("marts.station_occupancy"):
             rows, total, note = [], 0, queries.NOT_PUBLISHED.format(view="marts.station_occupancy")
+        elif span is None:
+            rows, total, note = [], 0, f"no occupancy for station {code!r} in the lake yet"
         else:
             (rows, total), note = queries.station_occupancy(db, code, span, paging), None
-        if total == 0 and not queries.known_station(db, code):  # checked only then: most answers have rows
+        if total == 0 and not default and not queries.known_station(db, code):  # most answers have rows
             raise _not_found(f"unknown station {code!r}")
         return _envelope(rows, total, paging, note)
 
     @router.get("/districts", response_model=Page[District], summary="every district and its stations")
     def districts(db: Db, paging: Paging) -> dict:
         rows, total = queries.districts(db, paging)
-        return _envelope(rows, total, paging)
+        published = db.has("staging.stations")
+        return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
+            view="staging.stations"))
 
     @router.get(
         "/districts/occupancy",
@@ -167,7 +199,9 @@ def create_app(data_dir: Path) -> FastAPI:
     @router.get("/days", response_model=Page[Day], summary="the local days that have rankings")
     def days(db: Db, paging: Paging) -> dict:
         rows, total = queries.days(db, paging)
-        return _envelope(rows, total, paging)
+        published = db.has("marts.critical_station_rankings")
+        return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
+            view="marts.critical_station_rankings"))
 
     @router.get(
         "/rankings/rolling-2h",
@@ -176,7 +210,10 @@ def create_app(data_dir: Path) -> FastAPI:
     )
     def rolling_ranking(db: Db) -> dict:
         paging = PageParams(limit=TOP_N, offset=0)
-        rows, total = queries.rolling_ranking(db, paging)
+        try:
+            rows, total = queries.rolling_ranking(db, paging)
+        except NotInLake as exc:
+            return _envelope([], 0, paging, _not_in_lake(exc))
         published = db.has("marts.critical_stations_2h")
         return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
             view="marts.critical_stations_2h"))
@@ -197,8 +234,7 @@ def create_app(data_dir: Path) -> FastAPI:
         local_day = parse_day(day)
         rows, total = queries.ranking(db, local_day, paging)
         if total == 0:
-            held, _ = queries.days(db, PageParams(limit=1000, offset=0))
-            listed = ", ".join(str(row["day"]) for row in held[-5:]) or "none yet"
+            listed = ", ".join(str(day) for day in reversed(queries.latest_days(db, 5))) or "none yet"
             raise _not_found(f"no rankings for {local_day}; latest days with rankings: {listed}")
         return _envelope(rows, total, paging)
 
@@ -216,7 +252,7 @@ def create_app(data_dir: Path) -> FastAPI:
         "/forecasts",
         response_model=Page[Forecast],
         responses={404: {"model": Problem}},
-        summary="the newest forecast of every station (or one)",
+        summary="the newest forecast issue: every station's rows of it (or one station's)",
     )
     def forecasts(
         db: Db,
@@ -228,12 +264,19 @@ def create_app(data_dir: Path) -> FastAPI:
         if not db.has("marts.availability_forecast"):
             return _envelope([], 0, paging, queries.NO_FORECASTS)
         rows, total = queries.forecasts(db, station, paging)
-        return _envelope(rows, total, paging)
+        note = None
+        if total == 0:
+            issued = queries.newest_issue(db)
+            if issued is None:
+                note = queries.NO_FORECASTS
+            elif station is not None:
+                note = f"station {station!r} is not in the newest forecast (issued {issued.isoformat()})"
+        return _envelope(rows, total, paging, note)
 
     @router.get(
         "/forecasts/at-risk",
         response_model=Page[Forecast],
-        summary="the stations most likely to be empty or full within the hour",
+        summary="the stations most likely to be empty or full within the hour, by the newest issue",
     )
     def forecasts_at_risk(db: Db, paging: Paging) -> dict:
         if not db.has("marts.availability_forecast"):
@@ -260,5 +303,22 @@ def create_app(data_dir: Path) -> FastAPI:
     @app.exception_handler(NoServingFile)
     def no_file(_request: Request, exc: NoServingFile) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(NotInLake)
+    def not_in_lake(request: Request, exc: NotInLake) -> JSONResponse:
+        """A view whose lake folder is empty or gone (a rebuild under way) reads as not published."""
+        note = _not_in_lake(exc)
+        route = request.scope.get("route")
+        model = getattr(route, "response_model", None)
+        if isinstance(model, type) and issubclass(model, Page):
+            limit = int(request.query_params.get("limit") or request.query_params.get("top") or 100)
+            offset = int(request.query_params.get("offset") or 0)
+            return JSONResponse(_envelope([], 0, PageParams(limit, offset), note))
+        return _unavailable(note)
+
+    @app.exception_handler(duckdb.Error)
+    def database_error(_request: Request, exc: duckdb.Error) -> JSONResponse:
+        """Still failing after `Reader.query`'s tries: a one-line 503 the client may retry."""
+        return _unavailable(f"the serving layer could not be read: {first_line(exc)}")
 
     return app

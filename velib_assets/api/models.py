@@ -186,6 +186,13 @@ class Collection(BaseModel):
 class Health(BaseModel):
     latest_capture_at: AwareDatetime | None = Field(description="the newest capture in the landing zone")
     latest_capture_age_seconds: float | None = Field(description="its age now, in seconds")
-    stations: int = Field(description="stations in the network's current state (0 before it is published)")
+    feed_down_after_seconds: float = Field(
+        description="the capture age past which the feed counts as down (VELIB_FEED_DOWN_MINUTES), in seconds"
+    )
+    stations: int | None = Field(
+        description="stations in the network's current state (0 before it is published, null without a "
+        "serving file)"
+    )
     serving_file: str = Field(description="the DuckDB file the API reads")
     collection: Collection | None = Field(description="the collection's health on the latest capture's day")
+    note: str | None = Field(None, description="why `stations` is null: no serving file yet")

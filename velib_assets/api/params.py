@@ -9,7 +9,9 @@ from fastapi import HTTPException, Query
 
 from velib_assets.settings import PARIS
 
-MAX_RANGE = timedelta(days=31)
+MAX_DAYS = 31
+# A range of times may hold 31 days and the hour the clocks go back: what 31 local days can span.
+MAX_SPAN = timedelta(days=MAX_DAYS, hours=1)
 MAX_LIMIT = 1000
 DAY_HELP = "a local day (Europe/Paris), YYYY-MM-DD"
 BOUND_HELP = (
@@ -65,7 +67,9 @@ class TimeRange:
 def time_range(start: str | None, end: str | None, latest: datetime | None) -> TimeRange | None:
     """The range asked for; without bounds, the Paris day of `latest` (None: no data at all).
 
-    One bound alone spans a day from it: a whole local day when given as a day, 24 hours otherwise."""
+    One bound alone spans a day from it: a whole local day when given as a day, 24 hours otherwise.
+    Days given as days are counted (at most 31, whatever their length); a range given with a time
+    spans at most 31 days and an hour, so 31 local days across the autumn clock change fit in it."""
     try:
         if start is None and end is None:
             if latest is None:
@@ -74,9 +78,11 @@ def time_range(start: str | None, end: str | None, latest: datetime | None) -> T
             return TimeRange(day_start(day), day_start(day + timedelta(days=1)))
         if start is not None:
             low, whole = _bound(start, "start", is_end=False)
-            high = _bound(end, "end", is_end=True)[0] if end is not None else (
-                _bound(start, "start", is_end=True)[0] if whole else low + timedelta(days=1)
-            )
+            if end is not None:
+                high, whole_end = _bound(end, "end", is_end=True)
+                whole = whole and whole_end
+            else:
+                high = _bound(start, "start", is_end=True)[0] if whole else low + timedelta(days=1)
         else:
             high, whole = _bound(end, "end", is_end=True)  # type: ignore[arg-type]
             low = _bound(end, "end", is_end=False)[0] if whole else high - timedelta(days=1)  # type: ignore[arg-type]
@@ -84,9 +90,13 @@ def time_range(start: str | None, end: str | None, latest: datetime | None) -> T
         raise bad("the range runs past the calendar's limits") from None
     if high <= low:
         raise bad(f"reversed range: end ({high.isoformat()}) is not after start ({low.isoformat()})")
-    if high - low > MAX_RANGE:
+    if whole:
+        days = (high.astimezone(PARIS).date() - low.astimezone(PARIS).date()).days
+        if days > MAX_DAYS:
+            raise bad(f"range too long: {days} days from start to end, at most {MAX_DAYS}")
+    elif high - low > MAX_SPAN:
         days = (high - low) / timedelta(days=1)
-        raise bad(f"range too long: {days:.1f} days from start to end, at most {MAX_RANGE.days}")
+        raise bad(f"range too long: {days:.2f} days from start to end, at most {MAX_DAYS} (and an hour)")
     return TimeRange(low, high)
 
 

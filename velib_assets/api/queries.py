@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from velib_assets.api.connection import Reader
+from velib_assets.api.connection import NotInLake, Reader
 from velib_assets.api.params import Page, TimeRange
 from velib_assets.settings import PARIS
 
@@ -38,18 +38,11 @@ NOT_PUBLISHED = "{view} is not published yet: the pipeline has not built it"
 NO_FORECASTS = "no forecasts built yet"
 
 
-def _rows(db: Reader, sql: str, params: list[Any] | None = None) -> list[dict]:
-    result = db.cursor.execute(sql, params or [])
-    names = [column[0] for column in result.description]
-    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-
-
 def paged(
     db: Reader, sql: str, params: list[Any], order: str, page: Page
 ) -> tuple[list[dict], int]:
     """One page of `sql`'s rows and the total over all pages, in one query when the page has rows."""
-    rows = _rows(
-        db,
+    rows = db.query(
         f"SELECT *, count(*) OVER () AS _total FROM ({sql}) ORDER BY {order} LIMIT ? OFFSET ?",
         [*params, page.limit, page.offset],
     )
@@ -58,8 +51,12 @@ def paged(
         for row in rows:
             del row["_total"]
         return rows, total
-    counted = db.cursor.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
-    return [], counted[0] if counted else 0
+    return [], _count(db, f"SELECT count(*) AS n FROM ({sql})", params)
+
+
+def _count(db: Reader, sql: str, params: list[Any]) -> int:
+    found = db.query(sql, params)
+    return found[0]["n"] if found else 0
 
 
 def _stations_sql(db: Reader, detail: bool) -> str:
@@ -103,16 +100,14 @@ def station(db: Reader, code: str) -> dict | None:
     if not db.has("staging.stations"):
         return None
     sql = f"SELECT * FROM ({_stations_sql(db, detail=True)}) WHERE station_code = ?"
-    found = _rows(db, sql, [code])
+    found = db.query(sql, [code])
     return found[0] if found else None
 
 
 def known_station(db: Reader, code: str) -> bool:
     if not db.has("staging.stations"):
         return False
-    sql = "SELECT count(*) FROM staging.stations WHERE station_code = ?"
-    found = db.cursor.execute(sql, [code]).fetchone()
-    return bool(found and found[0])
+    return _count(db, "SELECT count(*) AS n FROM staging.stations WHERE station_code = ?", [code]) > 0
 
 
 def districts(db: Reader, page: Page) -> tuple[list[dict], int]:
@@ -126,9 +121,7 @@ def districts(db: Reader, page: Page) -> tuple[list[dict], int]:
 def known_district(db: Reader, district: str) -> bool:
     if not db.has("staging.stations"):
         return False
-    sql = f"SELECT count(*) FROM ({_CURRENT}) s WHERE {DISTRICT} = ?"
-    found = db.cursor.execute(sql, [district]).fetchone()
-    return bool(found and found[0])
+    return _count(db, f"SELECT count(*) AS n FROM ({_CURRENT}) s WHERE {DISTRICT} = ?", [district]) > 0
 
 
 # A view over daily partitions: `read_parquet('<lake>/<asset>/day=*/part.parquet', ...)`.
@@ -147,41 +140,55 @@ def _over_days(
 ) -> tuple[list[dict], int]:
     """`query(source)` over only the partition files of `days`, when `view` reads daily partitions.
 
-    The lake's files carry no column statistics (`velib_assets.lake`) and the views read them without
-    hive partitioning, so through the view DuckDB opens every day of the lake to answer for one. The
-    view's own glob, narrowed to the days asked, reads the same rows from one file a day. A file
-    replaced meanwhile is renamed into place, never half-written; one removed meanwhile (a rebuild of
-    the lake) sends the query through the view."""
+    The views read the lake without hive partitioning, so through the view DuckDB opens the footer of
+    every day of the lake to answer for one (a `station_occupancy` file's row-group statistics then
+    skip the other stations, but only inside the files it opened). The view's own glob, narrowed to
+    the days asked, reads the same rows from one file a day. A file replaced meanwhile is renamed
+    into place, never half-written (`Reader.query` reads again if the query saw the swap); one removed
+    meanwhile (a rebuild of the lake) sends the query through the view."""
     match = _DAILY_GLOB.search(db.relations.get(view, ""))
     if match is None:
         return query(view)
     root = match.group(1).replace("''", "'")
     files = [path for day in days if os.path.isfile(path := f"{root}/day={day.isoformat()}/part.parquet")]
     if not files:
+        if not os.path.isdir(root):  # the view has nothing to read on any day: not published
+            raise NotInLake(f"{root}/day=*/part.parquet")
         return [], 0
     listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
     try:
         return query(f"read_parquet([{listed}], hive_partitioning = false, union_by_name = true)")
-    except duckdb.IOException:
+    except (NotInLake, duckdb.IOException):
         return query(view)
 
 
-def latest_hour(db: Reader, view: str) -> datetime | None:
-    """The newest hour a view of hourly rows holds (None: the view is missing or empty), read from
-    its newest day partition when it reads daily ones rather than from every day of the lake."""
+def _newest_day_file(db: Reader, view: str) -> str | None:
+    """The newest day partition a view of daily partitions reads, as a `read_parquet` source."""
+    match = _DAILY_GLOB.search(db.relations.get(view, ""))
+    if match is None:
+        return None
+    days = sorted(Path(match.group(1).replace("''", "'")).glob("day=*/part.parquet"))
+    return "read_parquet('" + str(days[-1]).replace("'", "''") + "')" if days else None
+
+
+def latest_hour(db: Reader, view: str, code: str | None = None) -> datetime | None:
+    """The newest hour a view of hourly rows holds, of one station when `code` is given (None: the
+    view is missing or holds none). Read from its newest day partition when it reads daily ones and
+    that day has it; a station missing from that day is looked for in every day."""
     if not db.has(view):
         return None
-    source = view
-    match = _DAILY_GLOB.search(db.relations[view])
-    if match is not None:
-        days = sorted(Path(match.group(1).replace("''", "'")).glob("day=*/part.parquet"))
-        if days:
-            source = "read_parquet('" + str(days[-1]).replace("'", "''") + "')"
-    try:
-        found = db.cursor.execute(f"SELECT max(hour_start) FROM {source}").fetchone()
-    except duckdb.IOException:  # that day's file was removed meanwhile
-        found = db.cursor.execute(f"SELECT max(hour_start) FROM {view}").fetchone()
-    return found[0] if found else None
+    where, params = ("WHERE station_code = ?", [code]) if code is not None else ("", [])
+    newest = _newest_day_file(db, view)
+    for source in ([newest] if newest else []) + [view]:
+        try:
+            found = db.query(f"SELECT max(hour_start) AS hour FROM {source} {where}", params)
+        except (NotInLake, duckdb.IOException):
+            if source == view:
+                raise
+            continue  # that day's file was removed meanwhile
+        if found and found[0]["hour"] is not None:
+            return found[0]["hour"]
+    return None
 
 
 def station_occupancy(db: Reader, code: str, span: TimeRange, page: Page) -> tuple[list[dict], int]:
@@ -213,6 +220,14 @@ def days(db: Reader, page: Page) -> tuple[list[dict], int]:
         return [], 0
     sql = "SELECT day, count(*) AS stations FROM marts.critical_station_rankings GROUP BY day"
     return paged(db, sql, [], "day", page)
+
+
+def latest_days(db: Reader, count: int) -> list[date]:
+    """The newest `count` days with rankings, newest first."""
+    if not db.has("marts.critical_station_rankings"):
+        return []
+    sql = "SELECT DISTINCT day FROM marts.critical_station_rankings ORDER BY day DESC LIMIT ?"
+    return [row["day"] for row in db.query(sql, [count])]
 
 
 def ranking(db: Reader, day: date, page: Page) -> tuple[list[dict], int]:
@@ -247,21 +262,27 @@ def alerts(db: Reader, open_only: bool | None, page: Page) -> tuple[list[dict], 
 
 
 FORECAST_COLUMNS = "station_code, issued_at, horizon_minutes, target_at, bikes, docks, p_empty, p_full"
-# The newest issue of each station's forecast.
-_LATEST_FORECASTS = f"""SELECT {FORECAST_COLUMNS} FROM marts.availability_forecast
-QUALIFY issued_at = max(issued_at) OVER (PARTITION BY station_code)"""
+# The newest issue of the forecast: a station missing from it has no current forecast, and an older
+# issue's targets may be past already.
+_NEWEST_ISSUE = f"""SELECT {FORECAST_COLUMNS} FROM marts.availability_forecast
+WHERE issued_at = (SELECT max(issued_at) FROM marts.availability_forecast)"""
 
 
 def forecasts(db: Reader, code: str | None, page: Page) -> tuple[list[dict], int]:
-    sql, params = f"SELECT * FROM ({_LATEST_FORECASTS})", []
+    sql, params = f"SELECT * FROM ({_NEWEST_ISSUE})", []
     if code is not None:
         sql, params = sql + " WHERE station_code = ?", [code]
     return paged(db, sql, params, "station_code, target_at", page)
 
 
+def newest_issue(db: Reader) -> datetime | None:
+    found = db.query("SELECT max(issued_at) AS issued FROM marts.availability_forecast")
+    return found[0]["issued"] if found else None
+
+
 def forecasts_at_risk(db: Reader, page: Page) -> tuple[list[dict], int]:
-    """Each station's riskiest row within the hour, most likely to be empty or full first."""
-    sql = f"""SELECT * FROM ({_LATEST_FORECASTS}) WHERE horizon_minutes <= 60
+    """Each station's riskiest row within the hour of the newest issue, most likely empty or full first."""
+    sql = f"""SELECT * FROM ({_NEWEST_ISSUE}) WHERE horizon_minutes <= 60
 QUALIFY row_number() OVER (PARTITION BY station_code
   ORDER BY greatest(coalesce(p_empty, 0), coalesce(p_full, 0)) DESC, target_at) = 1"""
     return paged(
@@ -272,5 +293,7 @@ QUALIFY row_number() OVER (PARTITION BY station_code
 def network_stations(db: Reader) -> int:
     if not db.has("marts.stations_now"):
         return 0
-    found = db.cursor.execute("SELECT count(*) FROM marts.stations_now").fetchone()
-    return found[0] if found else 0
+    try:
+        return _count(db, "SELECT count(*) AS n FROM marts.stations_now", [])
+    except NotInLake:  # its file is being rebuilt: health still answers
+        return 0

@@ -7,7 +7,7 @@ const MAX_RANGE_DAYS = 31; // the API refuses longer ranges
 const DEFAULT_RANGE_DAYS = 7;
 const RESULTS_SHOWN = 100;
 const RANKING_TOP = 20;
-const STALE_AFTER_SECONDS = 600;
+const STALE_AFTER_SECONDS = 600; // until /api/health says what the collection is configured with
 const STATE_COLOURS = {
   closed: "#4d4d4d",
   out_of_service: "#9467bd",
@@ -85,7 +85,7 @@ function failed(id, err) {
 
 const PARTS = new Intl.DateTimeFormat("en-GB", {
   timeZone: PARIS, year: "numeric", month: "2-digit", day: "2-digit",
-  hour: "2-digit", minute: "2-digit", weekday: "short", hourCycle: "h23",
+  hour: "2-digit", minute: "2-digit", weekday: "short", hourCycle: "h23", timeZoneName: "short",
 });
 
 function parisParts(iso) {
@@ -94,11 +94,23 @@ function parisParts(iso) {
   return parts;
 }
 
-/** Paris wall-clock time as plotly reads dates (plotly axes have no time zones). */
-function plotTime(iso) {
-  const p = parisParts(iso);
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+function wallClock(ms) {
+  const p = parisParts(ms);
+  return `${p.weekday} ${p.day}/${p.month} ${p.hour}:${p.minute}`;
 }
+
+/** A Paris-time label for a chart's time axis, one per instant: plotly axes have no time zones, so
+ * the charts put time on a category axis of these labels. The hour the clocks go back happens twice
+ * (02:00 CEST, then 02:00 CET): those labels carry their zone, so that day keeps its 25 hours. */
+function plotTime(iso) {
+  const ms = Date.parse(iso);
+  const label = wallClock(ms);
+  const twice = wallClock(ms - 3600000) === label || wallClock(ms + 3600000) === label;
+  return twice ? `${label} ${parisParts(ms).timeZoneName}` : label;
+}
+
+/** A time axis of `plotTime` labels, in the order of the data. */
+const TIME_AXIS = { type: "category", tickangle: 0, nticks: 8, automargin: true };
 
 function showTime(iso) {
   if (!iso) return "—";
@@ -161,12 +173,14 @@ async function loadHealth() {
   try {
     const health = await getJSON("/api/health");
     const age = health.latest_capture_age_seconds;
-    const stale = age === null || age === undefined || age > STALE_AFTER_SECONDS;
+    const staleAfter = health.feed_down_after_seconds ?? STALE_AFTER_SECONDS;
+    const stale = age === null || age === undefined || age > staleAfter;
     strip.replaceChildren(
       "Latest capture ",
       el("b", {}, showTime(health.latest_capture_at)),
       " — ",
-      el("span", { class: stale ? "bad" : "", id: "capture-age" }, `${showAge(age)} ago`),
+      el("span", { class: stale ? "bad" : "", id: "capture-age", title: `feed down after ${showAge(staleAfter)}` },
+        `${showAge(age)} ago`),
       ` · ${number(health.stations)} stations`,
     );
     renderHealth(health);
@@ -199,7 +213,8 @@ function renderHealth(health) {
     }
   }
   figures.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-  if (!Object.keys(collection).length) show("health-message", "No collection figures for today yet.");
+  if (health.note) show("health-message", health.note, true); // e.g. no serving file yet
+  else if (!Object.keys(collection).length) show("health-message", "No collection figures for today yet.");
   if (hours && hours.some((h) => h.captures !== undefined)) {
     Plotly.react("health-chart", [{
       type: "bar", x: hours.map((h) => plotTime(h.hour_start)), y: hours.map((h) => h.captures),
@@ -207,7 +222,7 @@ function renderHealth(health) {
     }], {
       margin: { t: 30, r: 10, b: 40, l: 50 },
       title: { text: `Captures per hour, ${collection.day || "latest day"}`, font: { size: 13 } },
-      yaxis: { title: { text: "captures" }, rangemode: "tozero" },
+      xaxis: TIME_AXIS, yaxis: { title: { text: "captures" }, rangemode: "tozero" },
     }, PLOT_CONFIG);
   } else {
     byId("health-chart").hidden = true;
@@ -494,9 +509,8 @@ async function loadStationHistory(code) {
     const rows = hourly(items);
     const x = rows.map((r) => plotTime(r.hour_start));
     const margin = { t: 34, r: 16, b: 40, l: 56 };
-    // The same time axis on both charts, an hour of room either side for the first and last bars.
-    const edge = (row, hours) => plotTime(new Date(Date.parse(row.hour_start) + hours * 3600000).toISOString());
-    const xaxis = { type: "date", range: [edge(rows[0], -1), edge(rows[rows.length - 1], 1)], tickangle: 0 };
+    const xaxis = TIME_AXIS; // the same hours on both charts
+    byId("station-fill").dataset.columns = String(new Set(x).size);
     Plotly.react("station-fill", [{
       // Markers too: an hour alone between hours without data would otherwise not show.
       type: "scatter", mode: "lines+markers", x, y: rows.map((r) => r.mean_fill_rate), name: "mean fill rate",
@@ -546,7 +560,7 @@ async function loadForecast(code) {
       { type: "scatter", mode: "lines+markers", x, y: rows.map((r) => r.p_full), name: "P(full)",
         yaxis: "y2", line: { color: STATE_COLOURS.full, dash: "dot" } },
     ], {
-      margin: { t: 34, r: 56, b: 40, l: 56 }, height: 260,
+      margin: { t: 34, r: 56, b: 40, l: 56 }, height: 260, xaxis: TIME_AXIS,
       title: { text: `Forecast issued ${showTime(latest)}`, font: { size: 13 } },
       yaxis: { title: { text: "bikes" }, rangemode: "tozero" },
       yaxis2: { overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", title: { text: "probability" } },
@@ -653,8 +667,9 @@ function renderDistricts() {
       `${number(r.full_minutes)} min full · ${number(r.in_service_minutes)} min in service`;
   }
   const div = byId("district-heatmap");
+  const x = hours.map(plotTime);
   Plotly.react(div, [{
-    type: "heatmap", x: hours.map(plotTime), y: districts, z, text, zmin: metric.zmin, zmax: metric.zmax,
+    type: "heatmap", x, y: districts, z, text, zmin: metric.zmin, zmax: metric.zmax,
     colorscale: metric.colorscale, reversescale: metric.reversescale, xgap: 0, ygap: 1, hoverongaps: false,
     colorbar: { title: { text: metric.title }, tickformat: metric.format, thickness: 14 },
     hovertemplate: `<b>%{y}</b> %{x}<br>${metric.title} %{z:${metric.format}}<br>%{text}<extra></extra>`,
@@ -662,11 +677,12 @@ function renderDistricts() {
     height: Math.max(360, districts.length * 14 + 110),
     margin: { t: 10, r: 10, b: 50, l: 170 },
     yaxis: { autorange: "reversed", tickfont: { size: 10 }, dtick: 1, type: "category" },
-    xaxis: { type: "date", title: { text: "hour (Europe/Paris)" } },
+    xaxis: { ...TIME_AXIS, title: { text: "hour (Europe/Paris)" } },
     plot_bgcolor: "#f0f0f0",
   }, PLOT_CONFIG);
   div.dataset.districts = String(districts.length);
   div.dataset.hours = String(hours.length);
+  div.dataset.columns = String(new Set(x).size); // a column per hour, none drawn over another
 }
 
 // ---- rankings ----
