@@ -532,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "forecast":
             from velib_assets.forecast.cli import cmd_forecast
 
-            return cmd_forecast(args.station, args.at_risk, args.top, args.json)
+            return _operational(cmd_forecast)(args.station, args.at_risk, args.top, args.json)
         if args.command == "serve":
             from velib_assets.api.cli import cmd_serve
 

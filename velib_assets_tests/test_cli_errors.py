@@ -108,3 +108,12 @@ def test_bad_top_is_one_line_and_exit_code_2(tmp_path: Path, top: str, reason: s
     assert done.stdout == ""
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("velib rankings: argument --top: ") and reason in line
+
+
+def test_forecast_on_an_unreadable_forecast_file_is_one_line(tmp_path: Path):
+    part = tmp_path / "data" / "lake" / "availability_forecast" / "day=2024-11-04" / "part.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"not parquet")
+    done = velib("forecast", "--at-risk", data=tmp_path / "data", home=tmp_path / "home")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("velib: ") and len(done.stderr.strip().splitlines()) == 1

@@ -102,6 +102,25 @@ def test_predicted_empty_within_the_minutes(lake_root: Path):
     assert not [c for c in conditions(table(), THROUGH, THROUGH, off) if c.kind == rules.PREDICTED_EMPTY]
 
 
+def predicted(lake_root: Path, table_now: pl.DataFrame, through: datetime) -> list[str]:
+    rule = AlertRules(predicted_empty_minutes=60, predicted_empty_probability=0.8, forecast_lake=lake_root)
+    found = conditions(table_now, through, through, rule)
+    return [c.subject for c in found if c.kind == rules.PREDICTED_EMPTY]
+
+
+def test_a_stale_forecast_a_later_one_or_a_refilled_station_is_not_judged(lake_root: Path):
+    assert predicted(lake_root, table(), THROUGH) == ["A", "B"]
+    # A replay before the issue reads no forecast made after its moment.
+    early = THROUGH - timedelta(minutes=30)
+    assert predicted(lake_root, table().with_columns(through=pl.lit(early)), early) == []
+    # 80 minutes after the issue (no build since): too old to judge.
+    late = ISSUED + timedelta(minutes=80)
+    assert predicted(lake_root, table().with_columns(through=pl.lit(late)), late) == []
+    # A refilled since the forecast (2 bikes then, 12 now).
+    refilled = table().with_columns(bikes=pl.when(pl.col("station_code") == "A").then(12).otherwise("bikes"))
+    assert predicted(lake_root, refilled, THROUGH) == ["B"]
+
+
 def test_no_forecasts_yet_is_no_condition(tmp_path: Path):
     rule = AlertRules(predicted_empty_minutes=30, forecast_lake=tmp_path / "lake")
     assert not [c for c in conditions(table(), THROUGH, THROUGH, rule) if c.kind == rules.PREDICTED_EMPTY]

@@ -97,7 +97,10 @@ def test_the_warning_names_what_the_model_loses():
     )
     passed, lost = backtest.beats_baselines(table)
     assert not passed  # persistence is exact on empty (Brier 0), and a tie is no win
-    assert lost == [
+    metrics = ("mae_bikes", "brier_empty", "brier_full")
+    unscored = [f"+{h} min {m}: no model score" for h in (15, 30) for m in metrics]
+    assert lost[:6] == unscored  # a horizon nothing was scored at is never a win
+    assert lost[6:] == [
         "+60 min brier_empty: model 0.0100 vs persistence 0.0000",
         "+60 min brier_full: model 0.2500 vs persistence 0.2500",
         "+60 min brier_full: model 0.2500 vs profile 0.2500",
@@ -108,7 +111,16 @@ def test_the_warning_names_what_the_model_loses():
         .otherwise(pl.col("value"))
         .alias("value")
     )
-    assert backtest.beats_baselines(better) == (False, ["+60 min brier_full: model 0.2500 vs profile 0.2500"])
+    assert backtest.beats_baselines(better) == (
+        False, [*unscored, "+60 min brier_full: model 0.2500 vs profile 0.2500"]
+    )
+
+
+def test_nothing_scored_or_a_missing_baseline_is_no_win():
+    assert backtest.beats_baselines(backtest.metrics(pl.DataFrame(schema=backtest.SCORED_SCHEMA)))[0] is False
+    model_only = backtest.metrics(scored("model", [1, 2], [1, 2], [0.1, 0.9], [False, True]))
+    passed, lost = backtest.beats_baselines(model_only)
+    assert not passed and "+60 min mae_bikes: no persistence score" in lost
 
 
 def test_a_model_is_never_scored_on_a_day_it_trained_on():

@@ -77,6 +77,16 @@ def test_targets_are_what_was_observed_h_minutes_later_within_the_day():
     assert cut["bikes_30"].item() == 6 and cut["bikes_60"].item() is None  # past the cut: unknown
 
 
+def test_across_a_gap_in_the_captures_the_origins_own_observation_is_no_target():
+    # Captures at 10:00 and 10:20 only: at 10:15 the last observation is still 10:00's, the very
+    # one the features saw, so "+15" is unknown; "+30" (10:30) reads the 10:20 capture.
+    series = series_of([(at(10, 0), 5), (at(10, 20), 0)])
+    frame = features.add_targets(features.features_at(series, [at(10, 0)], MAX_GAP), series, MAX_GAP)
+    row = frame.row(0, named=True)
+    assert row["bikes_15"] is None and row["empty_15"] is None
+    assert row["bikes_30"] == 0 and row["empty_30"] is True
+
+
 def test_no_look_ahead_perturbing_the_future_changes_no_feature():
     clean = clean_day(DAY, stations=6)
     context = clean_day(DAY - timedelta(days=1), stations=6)

@@ -10,7 +10,7 @@ import pytest
 from velib_assets.forecast import backtest, build, store
 from velib_assets.forecast.config import ForecastSettings
 from velib_assets.forecast.model import ForecastModel, predict, train
-from velib_assets_tests.forecast_history import write_history
+from velib_assets_tests.forecast_history import clean_day, write_clean, write_history
 
 MAX_GAP = timedelta(minutes=15)
 FIRST = date(2024, 11, 4)
@@ -99,3 +99,15 @@ def test_a_stored_model_is_reused_while_its_inputs_hold(lake_root: Path):
     finally:
         path.write_bytes(saved)
         build.model_day(lake_root, SETTINGS, day)
+
+
+def test_past_days_without_a_target_that_far_ahead_train_no_model_rather_than_fail(tmp_path: Path):
+    root = tmp_path / "lake"
+    for day in (FIRST, FIRST + timedelta(days=1)):
+        clean = clean_day(day)
+        session = clean.filter(pl.col("snapshot_ts") < pl.col("snapshot_ts").min() + timedelta(minutes=40))
+        write_clean(root, day, session)  # 40-minute capture sessions: nothing observed 60 min ahead
+        build.features_day(root, MAX_GAP, SETTINGS, day)
+    outcome = build.model_day(root, SETTINGS, FIRST + timedelta(days=2))
+    assert outcome.status == "no model: no observed +60 min target in the 2 past days"
+    assert store.read_model(root, FIRST + timedelta(days=2)) is None

@@ -42,6 +42,9 @@ STATION_EMPTY, STATION_FULL = "station_empty", "station_full"
 DISTRICT_EMPTY, DISTRICT_FULL = "district_empty", "district_full"
 FEED_DOWN, FEED_FROZEN = "feed_down", "feed_frozen"
 PREDICTED_EMPTY = "station_predicted_empty"
+FORECAST_MAX_AGE = timedelta(minutes=75)
+"""The hourly build issues forecasts at the last capture of the hour that closed: up to an hour old,
+and a few minutes more until the next build lands. Older forecasts are not judged."""
 FEED = "feed"
 OUT_OF_SERVICE = ("closed", "out_of_service")
 _STATION_KIND = {"empty": STATION_EMPTY, "full": STATION_FULL}
@@ -263,9 +266,10 @@ def _predicted_empty(current: pl.DataFrame, rules: AlertRules, opens: bool) -> l
     through = current["through"].max()
     horizon = through + timedelta(minutes=rules.predicted_empty_minutes)  # type: ignore[operator]
     likely = (
-        latest_forecasts(rules.forecast_lake)
+        latest_forecasts(rules.forecast_lake, issued_by=through)  # type: ignore[arg-type]
         .filter(
-            (pl.col("target_at") > through)
+            (pl.col("issued_at") >= through - FORECAST_MAX_AGE)  # type: ignore[operator]
+            & (pl.col("target_at") > through)
             & (pl.col("target_at") <= horizon)
             & (pl.col("p_empty") >= rules.predicted_empty_probability)
         )
@@ -274,7 +278,11 @@ def _predicted_empty(current: pl.DataFrame, rules: AlertRules, opens: bool) -> l
     )
     state = pl.col("state").cast(pl.String)
     live = current.filter(~state.is_in([*OUT_OF_SERVICE, "empty"]))
-    joined = live.join(likely.select("station_code", "issued_at", "target_at", "p_empty"), on="station_code")
+    columns = ("station_code", "issued_at", "target_at", "p_empty", "bikes_now")
+    # A station refilled since the forecast was issued is no longer the station it judged.
+    joined = live.join(likely.select(columns), on="station_code").filter(
+        pl.col("bikes") <= pl.col("bikes_now")
+    )
     shown = ("station_code", "name", "district", "capacity", "bikes", "docks")
     return [
         Condition(

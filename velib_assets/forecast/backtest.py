@@ -167,15 +167,17 @@ def beats_baselines(table: pl.DataFrame) -> tuple[bool, list[str]]:
     """Whether the model beats both baselines on MAE of bikes and the Brier scores of empty and full
     at every horizon, and the comparisons it loses (lower is better for all three)."""
     lost = []
-    for horizon in sorted(table["horizon_minutes"].unique().to_list()):
+    for horizon in HORIZONS:
         at = table.filter(pl.col("horizon_minutes") == horizon)
         for metric in ("mae_bikes", "brier_empty", "brier_full"):
             values = dict(at.filter(pl.col("metric") == metric).select("model", "value").iter_rows())
-            if "model" not in values:
-                lost.append(f"+{horizon} min: no model score")
+            if values.get("model") is None:
+                lost.append(f"+{horizon} min {metric}: no model score")
                 continue
             for baseline in ("persistence", "profile"):
-                if baseline in values and not values["model"] < values[baseline]:
+                if values.get(baseline) is None:
+                    lost.append(f"+{horizon} min {metric}: no {baseline} score")
+                elif not values["model"] < values[baseline]:
                     versus = f"model {values['model']:.4f} vs {baseline} {values[baseline]:.4f}"
                     lost.append(f"+{horizon} min {metric}: {versus}")
     return not lost, lost

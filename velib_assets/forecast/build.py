@@ -23,6 +23,7 @@ from velib_assets.forecast.model import (
     predict,
     train,
     training_columns,
+    training_rows,
 )
 from velib_assets.forecast.store import FORECAST_SCHEMA
 
@@ -104,6 +105,11 @@ def model_day(lake_root: Path, settings: ForecastSettings, day: date) -> Modelle
     wanted = list(dict.fromkeys(c for h in HORIZONS for c in training_columns(h)))
     profiles = store.profiles_before(lake_root, days, settings.window_days)
     rows = [(d, store.read_features(lake_root, d, wanted), profiles[d]) for d in days]
+    missing = [h for h in HORIZONS if not any(training_rows(frame, h).height for _, frame, _ in rows)]
+    if missing:  # short capture sessions: nothing observed that far ahead yet
+        target.unlink(missing_ok=True)
+        horizons = ", ".join(f"+{h}" for h in missing)
+        return ModelledDay(f"no model: no observed {horizons} min target in the {len(days)} past days", {})
     model = train(rows, settings)
     model.meta["inputs"] = digest
     model.meta["forecasts_day"] = day.isoformat()

@@ -218,7 +218,12 @@ def features_at(series: pl.DataFrame, origins: Sequence[datetime], max_gap: time
 def add_targets(
     frame: pl.DataFrame, series: pl.DataFrame, max_gap: timedelta, until: datetime | None = None
 ) -> pl.DataFrame:
-    """Each row's state `h` minutes after its origin (TARGET_SCHEMA); none at or after `until`."""
+    """Each row's state `h` minutes after its origin (TARGET_SCHEMA); none at or after `until`.
+
+    The state at `origin + h` is the station's last observation at or before it, at most MAX_GAP
+    old, as the KPIs read it, and only when that observation came after the one the row's features
+    saw: across a gap in the captures, "the same count later" would be the origin's own
+    observation again, a target persistence gets right by construction."""
     for h in HORIZONS:
         at = pl.col("origin") + timedelta(minutes=h)
         frame = frame.with_columns(at.alias("_target"))
@@ -226,16 +231,17 @@ def add_targets(
             frame,
             series,
             "_target",
-            {"bikes": f"bikes_{h}", "docks": f"docks_{h}", "state": f"_state_{h}"},
+            {"bikes": f"bikes_{h}", "docks": f"docks_{h}", "state": f"_state_{h}", "snapshot_ts": "_seen_at"},
             max_gap,
         )
-        beyond = pl.lit(False) if until is None else pl.col("_target") >= until
+        stale = pl.col("_seen_at") <= pl.col("observed_at")
+        beyond = stale if until is None else stale | (pl.col("_target") >= until)
         frame = frame.with_columns(
             pl.when(~beyond).then(pl.col(f"bikes_{h}")).alias(f"bikes_{h}"),
             pl.when(~beyond).then(pl.col(f"docks_{h}")).alias(f"docks_{h}"),
             pl.when(~beyond).then(pl.col(f"_state_{h}") == EMPTY).alias(f"empty_{h}"),
             pl.when(~beyond).then(pl.col(f"_state_{h}") == FULL).alias(f"full_{h}"),
-        ).drop(f"_state_{h}", "_target")
+        ).drop(f"_state_{h}", "_target", "_seen_at")
     return frame.sort("station_code", "origin")
 
 

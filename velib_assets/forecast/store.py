@@ -9,7 +9,7 @@
 """
 
 import hashlib
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -110,10 +110,13 @@ def inputs_digest(root: Path, days: list[date], settings_key: str) -> str:
     return digest.hexdigest()
 
 
-def latest_forecasts(lake_root: Path) -> pl.DataFrame:
-    """The forecasts of the newest issue time in the lake (empty when none was built)."""
+def latest_forecasts(lake_root: Path, issued_by: datetime | None = None) -> pl.DataFrame:
+    """The forecasts of the newest issue time in the lake, or the newest at or before `issued_by`
+    (a replay must not read forecasts made after its moment); empty when none was built."""
     files = sorted((lake_root / FORECASTS).glob(f"day=*/{lake.PART_FILE}"))
     frame = lake.scan_files(files, FORECAST_SCHEMA)
+    if issued_by is not None:
+        frame = frame.filter(pl.col("issued_at") <= issued_by)
     return frame.filter(pl.col("issued_at") == pl.col("issued_at").max()).collect()
 
 
