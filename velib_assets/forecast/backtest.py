@@ -112,7 +112,7 @@ def metrics(scored: pl.DataFrame) -> pl.DataFrame:
     """One row per model, horizon and metric (BACKTEST_SCHEMA) over all scored days."""
     days = sorted(scored["day"].unique().to_list())
     rows = []
-    for (name, horizon), group in scored.sort("model", "horizon_minutes").group_by(
+    for (name, horizon), group in scored.sort("model", "horizon_minutes", maintain_order=True).group_by(
         "model", "horizon_minutes", maintain_order=True
     ):
         error = group["bikes"].to_numpy() - group["bikes_true"].to_numpy()

@@ -2,7 +2,7 @@
 empty and full.
 
 LightGBM rather than scikit-learn's HistGradientBoosting: the same histogram algorithm, but native
-categorical features (district, state), a text model format that is diffable and loads without
+categorical features (the station's state), a text model format that is diffable and loads without
 pickle, a `deterministic` mode, and no extra dependency (scikit-learn is not installed; LightGBM is
 pinned). The regressor learns the change from now, not the count: persistence is then its zero, and
 trees need not relearn each station's level. Predicted bikes are clipped to [0, bikes + docks now]
@@ -68,8 +68,8 @@ def booster_name(target: str, horizon: int) -> str:
     return f"{target}_{horizon}"
 
 
-def design(frame: pl.DataFrame, horizon: int) -> np.ndarray:
-    """The feature matrix of `frame` (which carries the profile at `horizon`), float32."""
+def design(frame: pl.DataFrame) -> np.ndarray:
+    """The feature matrix of `frame` (which carries the profile at its horizon), float32."""
     with_gap = frame.with_columns((pl.col("profile_bikes") - pl.col("bikes_now")).alias("profile_gap"))
     return with_gap.select(pl.col(name).cast(pl.Float32) for name in FEATURES).to_numpy()
 
@@ -141,7 +141,7 @@ def train(
             parts.append(with_profile(part, profile, horizon))
         table = pl.concat(parts)
         del usable, parts
-        x = design(table, horizon)
+        x = design(table)
         bikes_now = table["bikes_now"].to_numpy().astype(np.float64)
         change = table[f"bikes_{horizon}"].to_numpy().astype(np.float64) - bikes_now
         targets = {
@@ -187,7 +187,7 @@ def predict(model: ForecastModel, frame: pl.DataFrame, profile: dict[str, pl.Dat
     parts = []
     for horizon in HORIZONS:
         rows = with_profile(live, profile, horizon)
-        x = design(rows, horizon)
+        x = design(rows)
         threads = int(model.meta.get("threads", 2))
         change = model.boosters[booster_name("bikes", horizon)].predict(x, num_threads=threads)
         bikes = np.clip(rows["bikes_now"].to_numpy() + change, 0, rows["total_now"].to_numpy())
