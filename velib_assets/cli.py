@@ -346,12 +346,7 @@ def _health_json(day: date, found: DayHealth, age: float | None) -> dict[str, ob
     return {
         "day": day.isoformat(),
         "newest_capture_age_minutes": None if age is None else round(age, 1),
-        "captures": found.captures,
-        "polls": found.polls,
-        "polls_failed_by_reason": found.failed_by_reason,
-        "lag_median_s": found.lag_median_s,
-        "lag_p95_s": found.lag_p95_s,
-        "frozen_hours": found.frozen_hours,
+        **found.figures(),
         "gaps": [{"from": a.isoformat(), "to": b.isoformat()} for a, b in found.gaps],
         "hours": found.hours.with_columns(pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%MZ")).to_dicts(),
     }

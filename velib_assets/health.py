@@ -50,6 +50,18 @@ class DayHealth:
     def polls(self) -> int:
         return int(self.hours["polls"].sum())
 
+    def figures(self) -> dict[str, object]:
+        """The day's figures as plain values (`velib health --json`, the API's health); gaps and
+        hours are left to each, which render times their own way."""
+        return {
+            "captures": self.captures,
+            "polls": self.polls,
+            "polls_failed_by_reason": self.failed_by_reason,
+            "lag_median_s": self.lag_median_s,
+            "lag_p95_s": self.lag_p95_s,
+            "frozen_hours": self.frozen_hours,
+        }
+
 
 def _gaps(
     times: list[datetime], start: datetime, end: datetime, max_gap: timedelta

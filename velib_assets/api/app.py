@@ -47,6 +47,11 @@ def _envelope(rows: list[dict], total: int, paging: PageParams, note: str | None
     return {"items": rows, "total": total, "limit": paging.limit, "offset": paging.offset, "note": note}
 
 
+def _unpublished_note(db: Reader, view: str) -> str | None:
+    """Why a list is empty when `view` is not in the serving file yet; None when it is."""
+    return None if db.has(view) else queries.NOT_PUBLISHED.format(view=view)
+
+
 def _not_found(detail: str) -> HTTPException:
     return HTTPException(status_code=404, detail=detail)
 
@@ -171,9 +176,7 @@ def create_app(data_dir: Path) -> FastAPI:
     @router.get("/districts", response_model=Page[District], summary="every district and its stations")
     def districts(db: Db, paging: Paging) -> dict:
         rows, total = queries.districts(db, paging)
-        published = db.has("staging.stations")
-        return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
-            view="staging.stations"))
+        return _envelope(rows, total, paging, _unpublished_note(db, "staging.stations"))
 
     @router.get(
         "/districts/occupancy",
@@ -199,9 +202,7 @@ def create_app(data_dir: Path) -> FastAPI:
     @router.get("/days", response_model=Page[Day], summary="the local days that have rankings")
     def days(db: Db, paging: Paging) -> dict:
         rows, total = queries.days(db, paging)
-        published = db.has("marts.critical_station_rankings")
-        return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
-            view="marts.critical_station_rankings"))
+        return _envelope(rows, total, paging, _unpublished_note(db, "marts.critical_station_rankings"))
 
     @router.get(
         "/rankings/rolling-2h",
@@ -214,9 +215,7 @@ def create_app(data_dir: Path) -> FastAPI:
             rows, total = queries.rolling_ranking(db, paging)
         except NotInLake as exc:
             return _envelope([], 0, paging, _not_in_lake(exc))
-        published = db.has("marts.critical_stations_2h")
-        return _envelope(rows, total, paging, None if published else queries.NOT_PUBLISHED.format(
-            view="marts.critical_stations_2h"))
+        return _envelope(rows, total, paging, _unpublished_note(db, "marts.critical_stations_2h"))
 
     @router.get(
         "/rankings/{day}",

@@ -22,12 +22,7 @@ def collection(data_dir: Path, latest: datetime, now: datetime) -> dict:
     found = day_health(data_dir, day, now, KpiThresholds.from_env().max_gap)
     return {
         "day": day,
-        "captures": found.captures,
-        "polls": found.polls,
-        "polls_failed_by_reason": found.failed_by_reason,
-        "lag_median_s": found.lag_median_s,
-        "lag_p95_s": found.lag_p95_s,
-        "frozen_hours": found.frozen_hours,
+        **found.figures(),
         "gaps": [{"start": a, "end": b, "minutes": (b - a).total_seconds() / 60} for a, b in found.gaps],
         "hours": found.hours.to_dicts(),
     }
