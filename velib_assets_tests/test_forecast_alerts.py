@@ -138,3 +138,19 @@ def test_an_episode_opens_once_with_a_message(lake_root: Path, tmp_path: Path):
         "Vélib' alert: station A Station A (Paris 16e) predicted EMPTY within 30 min (p = 0.90), forecast "
         "since 09:00 CET (20 min): 2 bikes, 18 docks (capacity 20)"
     )
+
+
+def test_the_newest_issue_is_read_from_the_newest_day_at_or_before_the_moment(tmp_path: Path):
+    root = tmp_path / "lake"
+    evening = ISSUED - timedelta(hours=12)
+    for issued in (evening, ISSUED):
+        frame = pl.DataFrame([forecast("A", 30, 0.9, issued)], schema=store.FORECAST_SCHEMA)
+        lake.write_parquet(frame, lake.day_dir(root, store.FORECASTS, issued.date()))
+    lake.write_parquet(  # a later day without a model: an empty partition
+        pl.DataFrame(schema=store.FORECAST_SCHEMA),
+        lake.day_dir(root, store.FORECASTS, ISSUED.date() + timedelta(days=1)),
+    )
+    assert store.latest_forecasts(root)["issued_at"].to_list() == [ISSUED]
+    before = store.latest_forecasts(root, issued_by=ISSUED - timedelta(hours=1))
+    assert before["issued_at"].to_list() == [evening]
+    assert store.latest_forecasts(root, issued_by=evening - timedelta(minutes=1)).is_empty()

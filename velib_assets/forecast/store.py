@@ -113,11 +113,15 @@ def inputs_digest(root: Path, days: list[date], settings_key: str) -> str:
 def latest_forecasts(lake_root: Path, issued_by: datetime | None = None) -> pl.DataFrame:
     """The forecasts of the newest issue time in the lake, or the newest at or before `issued_by`
     (a replay must not read forecasts made after its moment); empty when none was built."""
-    files = sorted((lake_root / FORECASTS).glob(f"day=*/{lake.PART_FILE}"))
-    frame = lake.scan_files(files, FORECAST_SCHEMA)
-    if issued_by is not None:
-        frame = frame.filter(pl.col("issued_at") <= issued_by)
-    return frame.filter(pl.col("issued_at") == pl.col("issued_at").max()).collect()
+    # A day's partition holds the forecasts issued within it: the newest day with an issue at or
+    # before `issued_by` holds the answer, so the alert rule's tick reads one file, not the year.
+    for path in sorted((lake_root / FORECASTS).glob(f"day=*/{lake.PART_FILE}"), reverse=True):
+        frame = pl.read_parquet(path)
+        if issued_by is not None:
+            frame = frame.filter(pl.col("issued_at") <= issued_by)
+        if frame.height:
+            return frame.filter(pl.col("issued_at") == pl.col("issued_at").max())
+    return pl.DataFrame(schema=FORECAST_SCHEMA)
 
 
 def read_model(root: Path, day: date) -> ForecastModel | None:
