@@ -1,8 +1,11 @@
 """Synthetic clean station history with a known daily pattern, written where `clean_stations` writes.
 
 Half the stations fill in the morning and empty in the evening, the other half the other way round
-(a sine over the local day), with a little noise; counts clip at 0 and at capacity, so stations sit
-empty and full for a while every day. Small enough for tests: 30 stations every 5 minutes.
+(a sine over the local day, its peak shifted by 0, 2 or 4 hours from station to station), with a
+little noise; counts clip at 0 and at capacity, so stations sit empty and full for a while every
+day, but never all at once: a network where no count moves is a feed repeating itself, and the
+forecasts read it as no news (`features.fresh_captures`). Small enough for tests: 30 stations
+every 5 minutes.
 """
 
 import math
@@ -35,7 +38,7 @@ def clean_day(
         at += timedelta(minutes=cadence_minutes)
     rows = []
     for s in range(stations):
-        phase = 0.0 if s % 2 == 0 else 12.0
+        phase = 12.0 * (s % 2) + 2.0 * (s // 2 % 3)
         for ts in times:
             local = ts.astimezone(PARIS)
             hour = local.hour + local.minute / 60

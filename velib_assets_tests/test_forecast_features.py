@@ -17,8 +17,8 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(2024, 11, 5, hour, minute, tzinfo=UTC)
 
 
-def series_of(points: list[tuple[datetime, int]], code: str = "16107", total: int = 10) -> pl.DataFrame:
-    rows = [
+def clean_rows(points: list[tuple[datetime, int]], code: str = "16107", total: int = 10) -> list[dict]:
+    return [
         {
             "station_code": code,
             "snapshot_ts": ts,
@@ -37,7 +37,14 @@ def series_of(points: list[tuple[datetime, int]], code: str = "16107", total: in
         }
         for ts, b in points
     ]
-    return features.station_series(pl.DataFrame(rows), MAX_GAP)
+
+
+def series_of(points: list[tuple[datetime, int]], code: str = "16107", total: int = 10) -> pl.DataFrame:
+    """The series of one station, captured beside a busy neighbour: a network where a single
+    station sits still would be a feed repeating itself (`features.fresh_captures`)."""
+    busy = [(ts, i % 2) for i, (ts, _) in enumerate(points)]
+    rows = clean_rows(points, code, total) + clean_rows(busy, "99999")
+    return features.station_series(pl.DataFrame(rows), MAX_GAP).filter(pl.col("station_code") == code)
 
 
 def test_features_by_hand():
@@ -85,6 +92,34 @@ def test_across_a_gap_in_the_captures_the_origins_own_observation_is_no_target()
     row = frame.row(0, named=True)
     assert row["bikes_15"] is None and row["empty_15"] is None
     assert row["bikes_30"] == 0 and row["empty_30"] is True
+
+
+def test_captures_repeating_the_whole_network_are_no_observation():
+    # Two stations every 5 minutes; from 10:25 the feed repeats 10:20's content until 11:00, and
+    # at 10:05 it repeated 10:00's once (the dataset refreshes about every ten minutes).
+    times = [at(10, m) for m in range(0, 60, 5)] + [at(11, 0)]
+    live = {at(10, m): m // 5 for m in (0, 10, 15, 20)} | {at(10, 5): 0}
+    counts = [live.get(ts, live[at(10, 20)]) for ts in times]
+    rows = clean_rows(list(zip(times, counts, strict=True))) + clean_rows(
+        [(ts, 9 - c) for ts, c in zip(times, counts, strict=True)], "99999"
+    )
+    series = features.station_series(pl.DataFrame(rows), MAX_GAP)
+    assert series.filter(pl.col("station_code") == "16107")["snapshot_ts"].to_list() == [
+        at(10, 0),
+        at(10, 10),
+        at(10, 15),
+        at(10, 20),
+    ]
+    frame = features.add_targets(
+        features.features_at(series, [at(10, 7), at(10, 15), at(10, 45)], MAX_GAP), series, MAX_GAP
+    ).filter(pl.col("station_code") == "16107")
+    # 10:07 reads 10:00 (the 10:05 repeat is no newer); by 10:45 the newest news is 25 minutes old.
+    assert frame["origin"].to_list() == [at(10, 7), at(10, 15)]
+    assert frame["observed_at"].to_list() == [at(10, 0), at(10, 15)]
+    row = frame.row(1, named=True)
+    # +15 (10:30) reads 10:20's news, 10 minutes old; +30 and +60 fall in the frozen feed: unknown,
+    # where counting the repeats would have scored "no change", the answer persistence gives.
+    assert row["bikes_15"] == 4 and row["bikes_30"] is None and row["bikes_60"] is None
 
 
 def test_no_look_ahead_perturbing_the_future_changes_no_feature():

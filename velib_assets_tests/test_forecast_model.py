@@ -1,12 +1,14 @@
 """The model on a synthetic history with a known daily pattern: it beats persistence, it is
 deterministic, its backtest never scores a day it trained on, and it needs two past days."""
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from velib_assets import lake
 from velib_assets.forecast import backtest, build, store
 from velib_assets.forecast.config import ForecastSettings
 from velib_assets.forecast.model import ForecastModel, predict, train
@@ -50,7 +52,7 @@ def test_the_model_beats_persistence_on_a_daily_pattern(lake_root: Path):
     table = scores(lake_root)
     assert value(table, "model", 60, "mae_bikes") < 0.85 * value(table, "persistence", 60, "mae_bikes")
     for baseline in ("persistence", "profile"):
-        assert value(table, "model", 60, "brier_empty") < value(table, "persistence", 60, "brier_empty")
+        assert value(table, "model", 60, "brier_empty") < value(table, baseline, 60, "brier_empty")
         assert value(table, "model", 60, "mae_bikes") < value(table, baseline, 60, "mae_bikes")
     assert value(table, "model", 60, "auc_empty") > 0.9
 
@@ -111,3 +113,23 @@ def test_past_days_without_a_target_that_far_ahead_train_no_model_rather_than_fa
     outcome = build.model_day(root, SETTINGS, FIRST + timedelta(days=2))
     assert outcome.status == "no model: no observed +60 min target in the 2 past days"
     assert store.read_model(root, FIRST + timedelta(days=2)) is None
+
+
+def test_forecasts_are_issued_at_the_newest_news_when_the_feed_repeats(lake_root: Path, tmp_path: Path):
+    root = tmp_path / "lake"
+    shutil.copytree(lake_root, root)
+    day = FIRST + timedelta(days=5)
+    clean = clean_day(day)
+    times = clean["snapshot_ts"].unique().sort()
+    news = times[times.len() - 25]  # the feed repeats this capture for its last two hours
+    frozen_from = clean.filter(pl.col("snapshot_ts") == news).drop("snapshot_ts")
+    frozen = pl.concat(
+        [clean.filter(pl.col("snapshot_ts") <= news)]
+        + [frozen_from.with_columns(pl.lit(ts).alias("snapshot_ts")) for ts in times.filter(times > news)],
+        how="diagonal",
+    ).select(clean.columns)
+    write_clean(root, day, frozen)
+    issued = build.forecast_day(root, MAX_GAP, SETTINGS, day)
+    assert issued.issued_at == news and issued.stations == 30
+    forecasts = pl.read_parquet(lake.day_dir(root, store.FORECASTS, day) / lake.PART_FILE)
+    assert forecasts["issued_at"].unique().to_list() == [news]

@@ -1,5 +1,5 @@
 """Forecasts: features per station and time, a model per day trained on the days before it, the
-forecasts issued at each day's latest observation, and a rolling-origin backtest against baselines.
+forecasts issued at each day's latest news, and a rolling-origin backtest against baselines.
 
 Each day D has its own model, trained on the `VELIB_FORECAST_WINDOW_DAYS` (28) days before D only,
 so the model that forecasts D has never seen D: the same model is what the backtest scores on D.
@@ -57,7 +57,8 @@ def _window(days: int, offset: int = -1) -> dg.TimeWindowPartitionMapping:
         "and fill now, changes over 5/15/60 minutes, minutes in the current state, local hour and "
         "weekday, district, capacity, and what was observed 15, 30 and 60 minutes later (within the "
         "day). Built only from observations at or before each origin, reading the day before for "
-        "context; beside it, the day's sums for the stations' hour-of-week profile."
+        "context; a capture repeating the one before it for every station is no observation. Beside "
+        "it, the day's sums for the stations' hour-of-week profile."
     ),
 )
 def forecast_features(context: dg.AssetExecutionContext, lake_store: LakeResource, kpi: KpiResource):
@@ -132,9 +133,10 @@ def forecast_model(context: dg.AssetExecutionContext, lake_store: LakeResource) 
     owners=OWNERS,
     metadata=spec_metadata(store.FORECAST_SCHEMA),
     description=(
-        "For every station in service at the day's latest observation (today: the latest of the hours "
-        "closed so far), bikes and docks predicted at +15, +30 and +60 minutes and the probability of "
-        "being empty, and full, then, by the day's model. Empty for a day without a model. "
+        "For every station in service at the day's latest news, its newest capture that does not "
+        "repeat the one before (today: within the hours closed so far), bikes and docks predicted at "
+        "+15, +30 and +60 minutes and the probability of being empty, and full, then, by the day's "
+        "model. Empty for a day without a model. "
         "`velib forecast` and `marts.availability_forecast` serve it."
     ),
 )

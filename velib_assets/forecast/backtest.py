@@ -2,11 +2,11 @@
 and scored beside the two baselines on the same rows.
 
 Scored rows: every station in service at an origin of the day's grid whose state at `origin + h`
-was observed (within MAX_GAP) inside the same day. Metrics per model and horizon: MAE and RMSE of
-bikes, Brier score and ROC AUC of empty and of full; calibration is the observed frequency of the
-event against the mean predicted probability in ten bins of probability (0-0.1, ..., 0.9-1).
-ROC AUC is the Mann-Whitney U statistic over (positives x negatives) (scipy), null when a day
-range saw only one class.
+was observed (within MAX_GAP, by a capture with news: `features.fresh_captures`) inside the same
+day. Metrics per model and horizon: MAE and RMSE of bikes, Brier score and ROC AUC of empty and of
+full; calibration is the observed frequency of the event against the mean predicted probability in
+ten bins of probability (0-0.1, ..., 0.9-1). ROC AUC is the Mann-Whitney U statistic over
+(positives x negatives) (scipy), null when a day range saw only one class.
 """
 
 from datetime import date

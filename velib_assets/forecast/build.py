@@ -155,15 +155,19 @@ def forecasts_at(
 
 
 def forecast_day(lake_root: Path, max_gap: timedelta, settings: ForecastSettings, day: date) -> ForecastDay:
-    """The forecasts issued at the day's latest observation by the day's model; none (an empty
-    partition) when the day has no model yet."""
+    """The forecasts issued at the day's latest news (its newest capture that does not repeat the
+    one before) by the day's model; none (an empty partition) when the day has no model yet.
+
+    Issued at the news, not at the newest capture: when the feed has repeated itself for longer than
+    MAX_GAP, no station is observed at the newest capture, and the forecasts' `issued_at` says how
+    old the news they start from is."""
     model = store.read_model(lake_root, day)
     clean, context = series_input(lake_root, day)
     folder = lake.day_dir(lake_root, store.FORECASTS, day)
     if model is None or clean.is_empty():
         lake.write_parquet(pl.DataFrame(schema=FORECAST_SCHEMA), folder)
         return ForecastDay(0, 0, None, None, pl.DataFrame())
-    at: datetime = clean["snapshot_ts"].max()  # type: ignore[assignment]
+    at: datetime = features.fresh_captures(clean)["snapshot_ts"].max()  # type: ignore[assignment]
     profile = store.profile_before(lake_root, day, settings.window_days)
     frame = forecasts_at(model, clean, context, at, profile, max_gap)
     lake.write_parquet(frame, folder)

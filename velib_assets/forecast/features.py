@@ -4,7 +4,8 @@ A station's state at an origin `t` is its last observation at or before `t`, if 
 MAX_GAP old (the KPIs' rule: an observation counts for up to MAX_GAP); the same rule gives the
 state 5, 15 and 60 minutes earlier (recent changes) and, for training and the backtest, the target
 at `t + h`. Every join is backward in time, so changing any row after `t` changes no feature at `t`
-(a test perturbs the future to prove it).
+(a test perturbs the future to prove it). A capture that repeats the one before it for every station
+is not an observation (`fresh_captures`): a feed frozen for an hour observed nothing in that hour.
 
 A day's feature rows have origins every `step` minutes of that local day; the day before is read
 for context (recent changes, minutes in the current state, up to `CONTEXT`), never the day after:
@@ -120,17 +121,42 @@ def _state() -> pl.Expr:
     )
 
 
+CONTENT = ("station_code", "bikes", "docks", "in_service")
+"""What a capture says of a station. Not its report time: the Opendatasoft dataset was seen moving
+report times for hours while every count stood still, which no live network does for 15 minutes."""
+
+
+def fresh_captures(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` without the captures that repeat the capture before them for every station.
+
+    A repeat is not a new observation: the feed answered with data it had already given (the
+    Opendatasoft dataset stays unrefreshed for minutes, sometimes hours). Kept, a repeat would be
+    read as "nothing changed since": across a frozen hour, every target would equal its origin,
+    a future that persistence predicts by construction. Dropped, a station's last observation is
+    the first capture of the repeated content, so a repeat longer than MAX_GAP leaves the station
+    unobserved, as a gap in the captures does.
+    """
+    digest = (
+        rows.group_by("snapshot_ts")
+        .agg(pl.struct(CONTENT).hash(seed=0).bitwise_xor().alias("_content"), pl.len().alias("_n"))
+        .sort("snapshot_ts")
+    )
+    same = (pl.col("_content") == pl.col("_content").shift(1)) & (pl.col("_n") == pl.col("_n").shift(1))
+    fresh = digest.filter(~same.fill_null(False)).select("snapshot_ts")
+    return rows.join(fresh, on="snapshot_ts", how="semi")
+
+
 def station_series(clean: pl.DataFrame, max_gap: timedelta) -> pl.DataFrame:
     """Each station's observations, in time order, with its state and when the state's run began.
 
-    A run ends when the state changes or the station goes unobserved longer than MAX_GAP (nobody
-    knows what happened in between). The run start is the first observation of the run, so it is
-    known at every later observation of it: no look-ahead.
+    Captures that repeat the one before them are left out (`fresh_captures`). A run ends when the
+    state changes or the station goes unobserved longer than MAX_GAP (nobody knows what happened in
+    between). The run start is the first observation of the run, so it is known at every later
+    observation of it: no look-ahead.
     """
     ts, code = pl.col("snapshot_ts"), pl.col("station_code")
     series = (
-        clean.select(SERIES_INPUT)
-        .filter(code.is_not_null() & ts.is_not_null())
+        fresh_captures(clean.select(SERIES_INPUT).filter(code.is_not_null() & ts.is_not_null()))
         .sort("station_code", "snapshot_ts")
         .with_columns(_state().alias("state"))
     )

@@ -25,7 +25,7 @@ import polars as pl
 from velib_assets.forecast.config import HORIZONS, ForecastSettings
 from velib_assets.forecast.features import PROFILE_COLUMNS, with_profile
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped when features or targets change: a stored model of another format is retrained."""
 
 BASE_FEATURES = (
